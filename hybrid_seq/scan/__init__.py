@@ -1,0 +1,48 @@
+"""Linear recurrence scans ``h_t = a_t * h_{t-1} + x_t`` with interchangeable backends.
+
+    scan = hybrid_seq.scan.get("auto")
+    y, h_last = scan(x, a, h0)   # x, a: [B, T, D]; h0: [B, D] float32 or None
+
+See docs/scan.md for the backends, their numerics and the measurements behind `auto`.
+"""
+
+from hybrid_seq.scan.associative import associative_scan
+from hybrid_seq.scan.contract import Kernel, Scan, check_inputs
+from hybrid_seq.scan.registry import (
+    Backend,
+    BoundScan,
+    available,
+    current_platform,
+    get,
+    names,
+    register,
+    resolve,
+    unregister,
+)
+from hybrid_seq.scan.sequential import sequential_scan
+
+register(
+    "sequential",
+    sequential_scan,
+    description="loop over time slicing [B, T, D] in place; float32 buffer (XLA:CPU-friendly)",
+)
+register(
+    "associative",
+    associative_scan,
+    description="jax.lax.associative_scan in float32 (log depth, fast compile)",
+)
+
+__all__ = [
+    "Backend",
+    "BoundScan",
+    "Kernel",
+    "Scan",
+    "available",
+    "check_inputs",
+    "current_platform",
+    "get",
+    "names",
+    "register",
+    "resolve",
+    "unregister",
+]

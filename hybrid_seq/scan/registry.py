@@ -1,0 +1,143 @@
+"""The backend registry: names -> scans, platform checks, and the one `auto` rule.
+
+A backend registers a forward `Kernel` and the platforms it runs on. `get` wraps it
+into a `Scan` that checks inputs at trace time, supplies ``h0 = 0`` when it is None and
+adds the shared reverse-scan VJP. Backends may also run *interpreted* on some platform
+(the Pallas kernels on CPU): `get` allows that, `auto` never picks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from hybrid_seq.scan._vjp import with_scan_vjp
+from hybrid_seq.scan.contract import Kernel, Sequence, State, check_inputs
+
+PLATFORMS = ("cpu", "gpu", "tpu")
+
+# The single place where `auto` is decided. Chosen by measurement (docs/scan.md):
+# on CPU `sequential` is the fastest forward and forward+backward in fp32 and bf16.
+_AUTO = {"cpu": "sequential", "gpu": "associative", "tpu": "pallas_tpu"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A registered backend: its kernel and where it can run."""
+
+    name: str
+    kernel: Kernel
+    platforms: frozenset[str]
+    interpreted_on: frozenset[str]
+    description: str
+
+    def runs_on(self, platform: str) -> bool:
+        return platform in self.platforms or platform in self.interpreted_on
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundScan:
+    """A `Scan` for one backend: ``scan(x, a, h0=None) -> (y, h_last)``.
+
+    The public entry checks its arguments itself (rather than via annotations) so a bad
+    call raises a ValueError/TypeError that names the argument.
+    """
+
+    backend: Backend
+    differentiable: Callable[[Sequence, Sequence, State], tuple[Sequence, State]]
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def __call__(self, x: Array, a: Array, h0: Array | None = None) -> tuple[Sequence, State]:
+        check_inputs(x, a, h0)
+        if h0 is None:
+            h0 = jnp.zeros((x.shape[0], x.shape[2]), jnp.float32)
+        return self.differentiable(x, a, h0)
+
+
+_REGISTRY: dict[str, BoundScan] = {}
+
+
+def register(
+    name: str,
+    fn: Kernel,
+    *,
+    platforms: Iterable[str] = PLATFORMS,
+    interpreted_on: Iterable[str] = (),
+    custom_vjp: bool = True,
+    description: str = "",
+    overwrite: bool = False,
+) -> None:
+    """Add a backend.
+
+    ``fn(x, a, h0) -> (y, h_last)`` receives checked inputs and an explicit float32
+    ``h0``. With ``custom_vjp=True`` (default) its gradient is the shared reverse scan
+    run with ``fn`` itself; with False, JAX differentiates ``fn`` directly.
+    ``platforms``: where it runs natively (eligible for `auto`); ``interpreted_on``:
+    where it runs only in an interpreter (allowed by `get`, never chosen by `auto`).
+    """
+    if name == "auto":
+        raise ValueError("scan.register: 'auto' is reserved")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"scan.register: backend {name!r} already exists (pass overwrite=True)")
+    unknown = (set(platforms) | set(interpreted_on)) - set(PLATFORMS)
+    if unknown:
+        raise ValueError(f"scan.register: unknown platforms {sorted(unknown)}; use {list(PLATFORMS)}")
+    backend = Backend(name, fn, frozenset(platforms), frozenset(interpreted_on), description)
+    _REGISTRY[name] = BoundScan(backend, with_scan_vjp(fn) if custom_vjp else fn)
+
+
+def unregister(name: str) -> None:
+    """Remove a backend added with `register`."""
+    if name not in _REGISTRY:
+        raise ValueError(f"scan.unregister: unknown backend {name!r}; known: {names()}")
+    del _REGISTRY[name]
+
+
+def names() -> list[str]:
+    """Registered backend names, in registration order (excluding 'auto')."""
+    return list(_REGISTRY)
+
+
+def current_platform() -> str:
+    """The platform of JAX's default backend: 'cpu', 'gpu' or 'tpu'."""
+    platform = jax.default_backend()
+    return "gpu" if platform in ("cuda", "rocm") else platform
+
+
+def available(platform: str | None = None) -> list[str]:
+    """Backends that run (natively or interpreted) on ``platform`` (default: current)."""
+    platform = platform or current_platform()
+    return [n for n, s in _REGISTRY.items() if s.backend.runs_on(platform)]
+
+
+def resolve(name: str, platform: str | None = None) -> str:
+    """Map ``name`` to a concrete backend name; 'auto' picks the fastest native one."""
+    platform = platform or current_platform()
+    if name != "auto":
+        return name
+    choice = _AUTO.get(platform, "sequential")
+    if choice not in _REGISTRY or platform not in _REGISTRY[choice].backend.platforms:
+        choice = "sequential"
+    return choice
+
+
+def get(name: str) -> BoundScan:
+    """The scan called ``name`` ('auto' allowed) for the current platform."""
+    platform = current_platform()
+    resolved = resolve(name, platform)
+    if resolved not in _REGISTRY:
+        raise ValueError(f"scan.get: unknown backend {name!r}; known: {['auto', *names()]}")
+    scan = _REGISTRY[resolved]
+    if not scan.backend.runs_on(platform):
+        raise ValueError(
+            f"scan.get: backend {resolved!r} cannot run on platform {platform!r} "
+            f"(it runs on {sorted(scan.backend.platforms | scan.backend.interpreted_on)})"
+        )
+    return scan
