@@ -100,6 +100,13 @@ def unregister(name: str) -> None:
     del _REGISTRY[name]
 
 
+def get_backend(name: str) -> Backend:
+    """The `Backend` record (kernel, platforms) of a registered name."""
+    if name not in _REGISTRY:
+        raise ValueError(f"scan: unknown backend {name!r}; known: {['auto', *names()]}")
+    return _REGISTRY[name].backend
+
+
 def names() -> list[str]:
     """Registered backend names, in registration order (excluding 'auto')."""
     return list(_REGISTRY)
@@ -132,12 +139,10 @@ def get(name: str) -> BoundScan:
     """The scan called ``name`` ('auto' allowed) for the current platform."""
     platform = current_platform()
     resolved = resolve(name, platform)
-    if resolved not in _REGISTRY:
-        raise ValueError(f"scan.get: unknown backend {name!r}; known: {['auto', *names()]}")
-    scan = _REGISTRY[resolved]
-    if not scan.backend.runs_on(platform):
+    backend = get_backend(resolved)
+    if not backend.runs_on(platform):
         raise ValueError(
             f"scan.get: backend {resolved!r} cannot run on platform {platform!r} "
-            f"(it runs on {sorted(scan.backend.platforms | scan.backend.interpreted_on)})"
+            f"(it runs on {sorted(backend.platforms | backend.interpreted_on)})"
         )
-    return scan
+    return _REGISTRY[resolved]
