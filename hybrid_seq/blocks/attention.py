@@ -1,0 +1,219 @@
+"""Local (sliding-window) multi-query attention with partial RoPE and a ring-buffer state."""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
+
+from hybrid_seq.blocks.linear import Linear
+from hybrid_seq.blocks.temporal import AbstractTemporalBlock
+
+#: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
+MASKED_LOGIT = -2.3819763e38
+ROPE_MAX_WAVELENGTH = 10_000
+_FAR = 2**30
+
+
+class AttentionState(eqx.Module):
+    """Keys and values of the last `window` tokens, in a ring buffer.
+
+    The token with stream index `i` (count of tokens fed to this state before it, pads
+    included) lives in slot `i mod window`. `doc_start` is the stream index where each
+    row's current document began, so nothing before it is attended to.
+    """
+
+    keys: Float[Array, "B W K"]
+    values: Float[Array, "B W K"]
+    num_tokens: Int32[Array, ""]
+    doc_start: Int32[Array, " B"]
+
+
+def apply_rope(
+    x: Float[Array, "B T *heads K"], positions: Int[Array, "B T"], max_wavelength: int = ROPE_MAX_WAVELENGTH
+) -> Float[Array, "B T *heads K"]:
+    """Rotary embedding on the first half of the last axis (rotate-half pairing); the second
+    half passes through. Angles `positions * inv_freq` in fp32, sin/cos cast to `x.dtype`."""
+    x_rope, x_pass = jnp.split(x, 2, axis=-1)
+    rotary = x_rope.shape[-1]
+    positions = positions.reshape(positions.shape + (1,) * (x.ndim - positions.ndim))
+    inv_frequencies = 1.0 / max_wavelength ** (2 * jnp.arange(rotary // 2) / rotary)
+    angles = positions * inv_frequencies
+    sin, cos = jnp.sin(angles).astype(x.dtype), jnp.cos(angles).astype(x.dtype)
+    first, second = jnp.split(x_rope, 2, axis=-1)
+    return jnp.concatenate([first * cos - second * sin, second * cos + first * sin, x_pass], axis=-1)
+
+
+class LocalAttention(AbstractTemporalBlock):
+    """Multi-query attention (H query heads, one shared key/value head) over a sliding window.
+
+    A query sees itself and the `window_size` tokens before it (array order), never across a
+    document start. Scores in the activation dtype, scaled by `head_dim^-0.5` after the dot
+    product, softmax in fp32. A full-sequence pass works on query blocks of `block_size`
+    against `block_size + window_size` keys, so memory is O(T * window) instead of the
+    reference's O(T^2); each block is rematerialised in the backward pass.
+    """
+
+    proj_q: Linear
+    proj_k: Linear
+    proj_v: Linear
+    proj_final: Linear
+    num_heads: int = eqx.field(static=True)
+    window_size: int = eqx.field(static=True)
+    block_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        window_size: int,
+        *,
+        final_init_scale: float = 1.0,
+        block_size: int | None = None,
+        key: PRNGKeyArray,
+        dtype: jnp.dtype = jnp.float32,
+    ):
+        if width % num_heads:
+            raise ValueError(f"width={width} is not divisible by num_heads={num_heads}")
+        head_dim = width // num_heads
+        if head_dim % 4:
+            raise ValueError(f"head_dim={head_dim} (width / num_heads) must be a multiple of 4 for half-RoPE")
+        k_q, k_k, k_v, k_final = jax.random.split(key, 4)
+        self.proj_q = Linear(width, width, use_bias=False, key=k_q, dtype=dtype)
+        self.proj_k = Linear(width, head_dim, use_bias=False, key=k_k, dtype=dtype)
+        self.proj_v = Linear(width, head_dim, use_bias=False, key=k_v, dtype=dtype)
+        self.proj_final = Linear(width, width, use_bias=True, init_scale=final_init_scale, key=k_final, dtype=dtype)
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.block_size = block_size if block_size is not None else min(max(window_size, 128), 512)
+
+    @property
+    def head_dim(self) -> int:
+        return self.proj_k.weight.shape[1]
+
+    def init_state(self, batch_size: int, dtype: jnp.dtype) -> AttentionState:
+        empty = jnp.zeros((batch_size, self.window_size, self.head_dim), dtype)
+        return AttentionState(
+            keys=empty, values=empty, num_tokens=jnp.int32(0), doc_start=jnp.zeros((batch_size,), jnp.int32)
+        )
+
+    def __call__(
+        self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: AttentionState | None = None
+    ) -> tuple[Float[Array, "B T D"], AttentionState]:
+        batch, length, width = x.shape
+        window = self.window_size
+        fresh = state is None
+        if fresh:
+            state = self.init_state(batch, jnp.result_type(x, self.proj_k.weight))
+        q = apply_rope(self.proj_q(x).reshape(batch, length, self.num_heads, self.head_dim), positions)
+        k = apply_rope(self.proj_k(x), positions)
+        v = self.proj_v(x)
+
+        n = state.num_tokens
+        q_index = n + jnp.arange(length, dtype=jnp.int32)
+        starts = jnp.where(positions == 0, q_index, -1)
+        doc_start = jnp.maximum(state.doc_start[:, None], jax.lax.cummax(starts, axis=1))
+
+        if length <= self.block_size:
+            if fresh:
+                keys, values, k_index = k, v, q_index
+            else:
+                keys = jnp.concatenate([state.keys.astype(k.dtype), k], axis=1)
+                values = jnp.concatenate([state.values.astype(v.dtype), v], axis=1)
+                k_index = jnp.concatenate([_ring_stream_index(n, window), q_index])
+            encoded = _attend(q, keys, values, _visible(q_index, k_index, doc_start, window))
+        else:
+            if fresh:
+                keys, values, k_index = k, v, q_index
+            else:
+                shift = -(n % window)
+                keys = jnp.concatenate([jnp.roll(state.keys.astype(k.dtype), shift, axis=1), k], axis=1)
+                values = jnp.concatenate([jnp.roll(state.values.astype(v.dtype), shift, axis=1), v], axis=1)
+                k_index = jnp.concatenate([n - window + jnp.arange(window, dtype=jnp.int32), q_index])
+            encoded = _blockwise_attend(q, keys, values, q_index, k_index, doc_start, window, self.block_size)
+
+        out = self.proj_final(encoded.reshape(batch, length, width))
+        return out, _update_state(state, k, v, doc_start[:, -1], window)
+
+
+def _ring_stream_index(n: Int32[Array, ""], window: int) -> Int32[Array, " W"]:
+    """Stream index held by each ring slot after `n` tokens (negative: never written)."""
+    slots = jnp.arange(window, dtype=jnp.int32)
+    return n - 1 - jnp.mod(n - 1 - slots, window)
+
+
+def _visible(
+    q_index: Int[Array, " T"], k_index: Int[Array, " S"], doc_start: Int[Array, "B T"], window: int
+) -> Bool[Array, "B T S"]:
+    """Key visible to query: not in the future, at most `window` back, in the query's document."""
+    kj = k_index[None, None, :]
+    qi = q_index[None, :, None]
+    return (kj <= qi) & (qi - kj <= window) & (kj >= doc_start[:, :, None])
+
+
+def _attend(
+    q: Float[Array, "B T H K"], k: Float[Array, "B S K"], v: Float[Array, "B S K"], visible: Bool[Array, "B T S"]
+) -> Float[Array, "B T H K"]:
+    logits = jnp.einsum("bthd,bsd->bhts", q, k) * q.shape[-1] ** -0.5
+    logits = jnp.where(visible[:, None], logits, MASKED_LOGIT).astype(jnp.float32)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    return jnp.einsum("bhts,bsd->bthd", probs, v)
+
+
+def _blockwise_attend(
+    q: Float[Array, "B T H K"],
+    k: Float[Array, "B S K"],
+    v: Float[Array, "B S K"],
+    q_index: Int[Array, " T"],
+    k_index: Int[Array, " S"],
+    doc_start: Int[Array, "B T"],
+    window: int,
+    block: int,
+) -> Float[Array, "B T H K"]:
+    """`_attend` one block of `block` queries at a time against its `block + window` keys.
+
+    Query `i` sits at key position `S - T + i`; the keys are padded with `window` invisible
+    entries in front (and the queries to a whole number of blocks at the end).
+    """
+    batch, length = q.shape[:2]
+    prefix = k.shape[1] - length
+    num_blocks = -(-length // block)
+    tail = num_blocks * block - length
+    q = jnp.pad(q, ((0, 0), (0, tail), (0, 0), (0, 0)))
+    q_index = jnp.pad(q_index, (0, tail), constant_values=_FAR)
+    doc_start = jnp.pad(doc_start, ((0, 0), (0, tail)))
+    k = jnp.pad(k, ((0, 0), (window, tail), (0, 0)))
+    v = jnp.pad(v, ((0, 0), (window, tail), (0, 0)))
+    k_index = jnp.pad(k_index, (window, tail), constant_values=-_FAR)
+
+    @jax.checkpoint
+    def one_block(start: Int[Array, ""]) -> Float[Array, "B C H K"]:
+        take_q = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=block, axis=1)
+        take_k = functools.partial(
+            jax.lax.dynamic_slice_in_dim, start_index=prefix + start, slice_size=block + window, axis=1
+        )
+        qi = jax.lax.dynamic_slice_in_dim(q_index, start, block)
+        kj = jax.lax.dynamic_slice_in_dim(k_index, prefix + start, block + window)
+        return _attend(take_q(q), take_k(k), take_k(v), _visible(qi, kj, take_q(doc_start), window))
+
+    encoded = jax.lax.map(one_block, jnp.arange(num_blocks, dtype=jnp.int32) * block)
+    encoded = jnp.moveaxis(encoded, 0, 1).reshape(batch, num_blocks * block, *q.shape[2:])
+    return encoded[:, :length]
+
+
+def _update_state(
+    state: AttentionState, k: Float[Array, "B T K"], v: Float[Array, "B T K"], doc_start: Int[Array, " B"], window: int
+) -> AttentionState:
+    """Write the last `min(T, window)` keys/values into their ring slots."""
+    length = k.shape[1]
+    kept = min(length, window)
+    slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), window)
+    return AttentionState(
+        keys=state.keys.at[:, slots].set(k[:, length - kept :].astype(state.keys.dtype)),
+        values=state.values.at[:, slots].set(v[:, length - kept :].astype(state.values.dtype)),
+        num_tokens=state.num_tokens + length,
+        doc_start=doc_start.astype(jnp.int32),
+    )

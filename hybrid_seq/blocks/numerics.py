@@ -1,0 +1,29 @@
+"""Numerics shared by the blocks: dtype promotion and initialisers.
+
+Compute dtype policy (as in the reference): every layer promotes its inputs and parameters
+to their common dtype, so the compute dtype follows the parameter dtype (bf16 parameters
+give bf16 activations). Exceptions, stated where they happen: RG-LRU state and scan carry
+(fp32), attention softmax (fp32), RoPE angles (fp32).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+
+def promote(*arrays: Array) -> tuple[Array, ...]:
+    """Cast all `arrays` to their common result dtype."""
+    dtype = jnp.result_type(*arrays)
+    return tuple(jnp.asarray(a, dtype) for a in arrays)
+
+
+def variance_scaling(
+    key: PRNGKeyArray, shape: tuple[int, ...], fan_in: int, scale: float, dtype: jnp.dtype
+) -> Array:
+    """Untruncated normal with std `sqrt(scale / fan_in)` (JAX's `variance_scaling`, fan_in, normal)."""
+    std = math.sqrt(scale / fan_in)
+    return (std * jax.random.normal(key, shape, jnp.float32)).astype(dtype)

@@ -1,0 +1,66 @@
+"""Griffin's recurrent temporal block: gated branch x (Conv1D -> RG-LRU) times GeLU branch y."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
+
+from hybrid_seq.blocks.conv1d import Conv1D
+from hybrid_seq.blocks.linear import Linear
+from hybrid_seq.blocks.rglru import RGLRU
+from hybrid_seq.blocks.temporal import AbstractTemporalBlock
+
+
+class RecurrentState(eqx.Module):
+    """State of a recurrent block: RG-LRU hidden state (fp32) and the Conv1D's last inputs."""
+
+    rg_lru: Float32[Array, "B L"]
+    conv1d: Float[Array, "B K1 L"]
+
+
+class RecurrentBlock(AbstractTemporalBlock):
+    """`linear_out(RG_LRU(Conv1D(linear_x(x))) * gelu(linear_y(x)))`, width D -> L -> D."""
+
+    linear_y: Linear
+    linear_x: Linear
+    conv_1d: Conv1D
+    rg_lru: RGLRU
+    linear_out: Linear
+
+    def __init__(
+        self,
+        width: int,
+        lru_width: int,
+        num_heads: int,
+        *,
+        conv1d_temporal_width: int = 4,
+        final_init_scale: float = 1.0,
+        key: PRNGKeyArray,
+        dtype: jnp.dtype = jnp.float32,
+        scan_backend: str = "auto",
+    ):
+        k_y, k_x, k_conv, k_lru, k_out = jax.random.split(key, 5)
+        self.linear_y = Linear(width, lru_width, use_bias=True, key=k_y, dtype=dtype)
+        self.linear_x = Linear(width, lru_width, use_bias=True, key=k_x, dtype=dtype)
+        self.conv_1d = Conv1D(lru_width, conv1d_temporal_width, key=k_conv, dtype=dtype)
+        self.rg_lru = RGLRU(lru_width, num_heads, key=k_lru, dtype=dtype, scan_backend=scan_backend)
+        self.linear_out = Linear(
+            lru_width, width, use_bias=True, init_scale=final_init_scale, key=k_out, dtype=dtype
+        )
+
+    def init_state(self, batch_size: int, dtype: jnp.dtype) -> RecurrentState:
+        return RecurrentState(
+            rg_lru=self.rg_lru.init_state(batch_size),
+            conv1d=self.conv_1d.init_state(batch_size, dtype),
+        )
+
+    def __call__(
+        self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: RecurrentState | None = None
+    ) -> tuple[Float[Array, "B T D"], RecurrentState]:
+        y = jax.nn.gelu(self.linear_y(x), approximate=True)
+        u = self.linear_x(x)
+        u, conv_state = self.conv_1d(u, positions, None if state is None else state.conv1d)
+        u, lru_state = self.rg_lru(u, positions, None if state is None else state.rg_lru)
+        return self.linear_out(u * y), RecurrentState(rg_lru=lru_state, conv1d=conv_state)

@@ -1,0 +1,109 @@
+"""The Real-Gated Linear Recurrent Unit (RG-LRU) of Griffin."""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
+
+from hybrid_seq import scan as scan_lib
+from hybrid_seq.blocks.linear import BlockDiagonalLinear
+from hybrid_seq.blocks.numerics import promote
+
+#: `a = exp(-C * sigmoid(gate_a) * softplus(a_param))`: the gate raises the base decay to a power in [0, C].
+DECAY_EXPONENT = 8.0
+#: The derivative of `sqrt` in the input normaliser is capped at this value (needed for bf16 training).
+SQRT_MAX_DERIVATIVE = 1000.0
+MIN_RADIUS, MAX_RADIUS = 0.9, 0.999
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def sqrt_bound_derivative(x: Array, max_derivative: float) -> Array:
+    """`sqrt(x)` whose derivative is `1 / (2 sqrt(max(x, 1 / (4 max_derivative^2))))`, at most `max_derivative`."""
+    return jnp.sqrt(x)
+
+
+def _sqrt_fwd(x: Array, max_derivative: float) -> tuple[Array, Array]:
+    return jnp.sqrt(x), x
+
+
+def _sqrt_bwd(max_derivative: float, x: Array, grad: Array) -> tuple[Array]:
+    floor = 1.0 / (4.0 * max_derivative**2)
+    return (grad / (2.0 * jnp.sqrt(jnp.maximum(x, floor))),)
+
+
+sqrt_bound_derivative.defvjp(_sqrt_fwd, _sqrt_bwd)
+
+
+def init_a_param(
+    key: PRNGKeyArray, width: int, dtype: jnp.dtype, min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS
+) -> Float[Array, " L"]:
+    """`a_param` such that `exp(-softplus(a_param))` is uniform in area on the ring [min_radius, max_radius]."""
+    u = jax.random.uniform(key, (width,), jnp.float32)
+    log_radius = 0.5 * jnp.log(u * (max_radius**2 - min_radius**2) + min_radius**2 + 1e-8)
+    return jnp.log(jnp.exp(-log_radius) - 1.0).astype(dtype)
+
+
+class RGLRU(eqx.Module):
+    """`h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (sigmoid(input_gate(x_t)) * x_t)`.
+
+    with `a_t = exp(-8 * sigmoid(a_gate(x_t)) * softplus(a_param))`. Where a document
+    starts (position 0) the state is forgotten (`a = 0`) and the normaliser is 1.
+    Gates and decays are computed in the promoted dtype of `x` and the parameters; the
+    recurrence runs in the scan backend `scan_backend` and always accumulates in fp32; the
+    state `[B, L]` is fp32.
+    """
+
+    a_param: Float[Array, " L"]
+    input_gate: BlockDiagonalLinear
+    a_gate: BlockDiagonalLinear
+    scan_backend: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        *,
+        key: PRNGKeyArray,
+        dtype: jnp.dtype = jnp.float32,
+        scan_backend: str = "auto",
+    ):
+        k_a, k_input, k_gate = jax.random.split(key, 3)
+        self.a_param = init_a_param(k_a, width, dtype)
+        self.input_gate = BlockDiagonalLinear(width, num_heads, key=k_input, dtype=dtype)
+        self.a_gate = BlockDiagonalLinear(width, num_heads, key=k_gate, dtype=dtype)
+        scan_lib.get(scan_backend)
+        self.scan_backend = scan_backend
+
+    def init_state(self, batch_size: int) -> Float32[Array, "B L"]:
+        return jnp.zeros((batch_size, self.a_param.shape[0]), jnp.float32)
+
+    def __call__(
+        self,
+        x: Float[Array, "B T L"],
+        positions: Int[Array, "B T"],
+        state: Float32[Array, "B L"] | None = None,
+    ) -> tuple[Float[Array, "B T L"], Float32[Array, "B L"]]:
+        x, a_param = promote(x, self.a_param)
+        gate_x = jax.nn.sigmoid(self.input_gate(x))
+        gate_a = jax.nn.sigmoid(self.a_gate(x))
+        log_a = -DECAY_EXPONENT * gate_a * jax.nn.softplus(a_param)
+        a = jnp.exp(log_a)
+        a_squared = jnp.exp(2 * log_a)
+        reset = (positions == 0).astype(a.dtype)[..., None]
+        multiplier = sqrt_bound_derivative(1 - a_squared, SQRT_MAX_DERIVATIVE)
+        multiplier = reset + (1 - reset) * multiplier
+        normalized_x = x * gate_x * multiplier.astype(x.dtype)
+        return scan_lib.get(self.scan_backend)(normalized_x, a * (1 - reset), state)
+
+    def with_scan_backend(self, name: str) -> RGLRU:
+        """The same layer (same weights) running the recurrence with the backend `name`."""
+        scan_lib.get(name)
+        new = object.__new__(RGLRU)
+        for field in ("a_param", "input_gate", "a_gate"):
+            object.__setattr__(new, field, getattr(self, field))
+        object.__setattr__(new, "scan_backend", name)
+        return new

@@ -1,0 +1,15 @@
+"""`hybrid-seq bench TARGET`: benchmarks that compare against the reference in one run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+_TARGETS = {}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark and print a table")
+    targets = parser.add_subparsers(dest="target", required=True)
+    for name, module in _TARGETS.items():
+        importlib.import_module(module).register(targets)
