@@ -76,15 +76,26 @@ class Model(eqx.Module):
         return with_scan_backend(self, name)
 
     def __call__(
-        self, tokens: Int[Array, "B T"], positions: Int[Array, "B T"], cache: Cache | None = None
+        self,
+        tokens: Int[Array, "B T"],
+        positions: Int[Array, "B T"],
+        cache: Cache | None = None,
+        *,
+        checkpoint_blocks: bool = False,
     ) -> tuple[Float[Array, "B T V"], Cache]:
+        """Logits `[B, T, V]` and the cache after the last token.
+
+        `checkpoint_blocks=True` rematerialises each residual block in the backward pass
+        (gradient checkpointing: activation memory of one block instead of all).
+        """
         tokens, positions = check_tokens(tokens, positions, self.config.vocab_size)
         if cache is not None:
             check_cache(self, cache, tokens.shape[0])
         x = self.embedder.encode(tokens)
         states = []
         for i, block in enumerate(self.blocks):
-            x, state = block(x, positions, None if cache is None else cache[i])
+            call = eqx.filter_checkpoint(block) if checkpoint_blocks else block
+            x, state = call(x, positions, None if cache is None else cache[i])
             states.append(state)
         logits = self.embedder.decode(self.final_norm(x))
         cap = self.config.logits_soft_cap

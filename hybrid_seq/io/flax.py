@@ -1,0 +1,137 @@
+"""Build a `Model` from DeepMind's reference Flax parameter tree, and write one back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from hybrid_seq import presets
+from hybrid_seq.config import ModelConfig
+from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, get_path, infer_architecture, leaf_path, unwrap_params
+from hybrid_seq.model import Model
+from hybrid_seq.pattern import parse_pattern
+
+#: Settings the weights cannot tell; they come from `config_overrides`, `preset`, or a preset whose shapes match.
+NON_INFERABLE = ("embeddings_scale_by_sqrt_dim", "attention_window_size", "logits_soft_cap")
+
+
+def resolve_config(inferred: dict[str, Any], *, preset: str | None, overrides: dict[str, Any], source: str) -> ModelConfig:
+    """Combine shapes, an optional preset and explicit overrides into a ModelConfig.
+
+    Inferred fields must agree with `preset` (except `vocab_size`) and with `overrides`;
+    non-inferable fields come from `overrides`, else `preset`, else a preset with the same
+    architecture; anything still missing is an error naming the field.
+    """
+    for name, value in overrides.items():
+        if name in inferred and not _same_field(name, value, inferred[name]):
+            raise ValueError(f"{source}: {name}={value!r} contradicts the weights, which have {name}={inferred[name]!r}")
+    base: dict[str, Any] = {}
+    if preset is not None:
+        reference = presets.get(preset, vocab_size=inferred["vocab_size"])
+        for name, value in inferred.items():
+            if not _same_field(name, getattr(reference, name), value):
+                raise ValueError(
+                    f"{source} does not match preset {preset!r}: {name} is {_show(name, value)} in the weights "
+                    f"but {_show(name, getattr(reference, name))} in the preset"
+                )
+        base = {name: getattr(reference, name) for name in NON_INFERABLE}
+    else:
+        match = matching_preset(inferred)
+        if match is not None:
+            reference = presets.get(match)
+            base = {name: getattr(reference, name) for name in NON_INFERABLE}
+    fields = {**inferred, **base, **{k: v for k, v in overrides.items() if k not in inferred}}
+    needed = [n for n in NON_INFERABLE if n not in fields]
+    if "attention" not in parse_pattern(inferred["block_pattern"]).unit and "attention_window_size" in needed:
+        needed.remove("attention_window_size")
+    if needed:
+        raise ValueError(
+            f"{source}: the weights do not determine {', '.join(needed)} and they match no preset; "
+            f"pass them as keyword arguments (or preset=...)"
+        )
+    return ModelConfig(**fields)
+
+
+def matching_preset(inferred: dict[str, Any]) -> str | None:
+    """The preset whose architecture (all inferable fields but vocab_size) equals `inferred`."""
+    for name in presets.names():
+        reference = presets.get(name)
+        if all(_same_field(k, getattr(reference, k), v) for k, v in inferred.items() if k != "vocab_size"):
+            return name
+    return None
+
+
+def _same_field(name: str, a: Any, b: Any) -> bool:
+    if name == "block_pattern":
+        return parse_pattern(a).layer_kinds == parse_pattern(b).layer_kinds
+    return a == b
+
+
+def _show(name: str, value: Any) -> str:
+    return str(parse_pattern(value)) if name == "block_pattern" else repr(value)
+
+
+def model_from_leaves(config: ModelConfig, fetch: Any, *, dtype: Any, source: str) -> Model:
+    """A Model whose every leaf is `fetch(FlaxLeaf)` (shape-checked, cast to `dtype`)."""
+    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype or jnp.float32))
+    flat, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
+    leaves = []
+    for path, spec in flat:
+        where = flax_leaf(config, leaf_path(path))
+        value = fetch(where)
+        if tuple(value.shape) != tuple(spec.shape):
+            raise ValueError(
+                f"{source}: parameter {'/'.join(where.path)}{'' if where.index is None else list(where.index)} has "
+                f"shape {tuple(value.shape)}, but the config needs {tuple(spec.shape)}"
+            )
+        leaves.append(jnp.asarray(value, dtype=dtype or value.dtype))
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def from_flax_params(
+    tree: Mapping[str, Any], *, preset: str | None = None, dtype: Any = None, **config_overrides: Any
+) -> Model:
+    """A Model from the reference's Flax parameter tree (bare or wrapped in `{"params": ...}`).
+
+    The architecture is read from the shapes and checked against `preset` when given.
+    `dtype` casts the weights (default: keep the checkpoint's dtype).
+    """
+    params = unwrap_params(tree)
+    config = resolve_config(infer_architecture(params), preset=preset, overrides=config_overrides, source="Flax params")
+
+    def fetch(where: FlaxLeaf) -> Any:
+        value = get_path(params, where.path)
+        return value if where.index is None else value[where.index]
+
+    if dtype is None:
+        dtype = jnp.asarray(get_path(params, ("embedder", "input_embedding"))).dtype
+    return model_from_leaves(config, fetch, dtype=dtype, source="Flax params")
+
+
+def to_flax_params(model: Model) -> dict[str, Any]:
+    """The reference's bare Flax parameter tree holding `model`'s weights."""
+    groups: dict[tuple[str, ...], dict[tuple[int, ...], Any]] = defaultdict(dict)
+    for path, value in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]:
+        where = flax_leaf(model.config, leaf_path(path))
+        groups[where.path][where.index or ()] = value
+    tree: dict[str, Any] = {}
+    for path, parts in groups.items():
+        if list(parts) == [()]:
+            value = parts[()]
+        else:
+            ordered = [parts[index] for index in sorted(parts)]
+            depth = len(next(iter(parts)))
+            value = jnp.stack(ordered).reshape(len(ordered), *([1] * (depth - 1)), *ordered[0].shape)
+        node = tree
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = value
+    return tree
+
+
+__all__ = ["from_flax_params", "matching_preset", "resolve_config", "to_flax_params"]

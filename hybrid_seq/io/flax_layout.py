@@ -1,0 +1,167 @@
+"""The reference's Flax parameter tree: our leaf <-> its path, and config inference from shapes.
+
+The Flax tree (reference-facts §7.1) is a nested dict with literal-dot block keys
+(``"blocks.0"``). Every leaf of our `Model` maps to one Flax leaf, or to one slice of it
+(the MLP's gate and up projections share ``ffw_up/w [2, D, E]`` and ``ffw_up/b [2, 1, 1, E]``).
+Other formats (PyTorch, HuggingFace) are defined as renamings of these paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+
+from hybrid_seq.config import ModelConfig
+from hybrid_seq.pattern import temporal_kind
+
+FlaxPath = tuple[str, ...]
+
+_COMMON = {
+    ("temporal_pre_norm", "scale"): (("temporal_pre_norm", "scale"), None),
+    ("channel_pre_norm", "scale"): (("channel_pre_norm", "scale"), None),
+    ("mlp", "gate", "weight"): (("mlp_block", "ffw_up", "w"), (0,)),
+    ("mlp", "up", "weight"): (("mlp_block", "ffw_up", "w"), (1,)),
+    ("mlp", "gate", "bias"): (("mlp_block", "ffw_up", "b"), (0, 0, 0)),
+    ("mlp", "up", "bias"): (("mlp_block", "ffw_up", "b"), (1, 0, 0)),
+    ("mlp", "down", "weight"): (("mlp_block", "ffw_down", "kernel"), None),
+    ("mlp", "down", "bias"): (("mlp_block", "ffw_down", "bias"), None),
+}
+_TEMPORAL = {
+    "recurrent": {
+        ("linear_x", "weight"): ("linear_x", "kernel"),
+        ("linear_x", "bias"): ("linear_x", "bias"),
+        ("linear_y", "weight"): ("linear_y", "kernel"),
+        ("linear_y", "bias"): ("linear_y", "bias"),
+        ("linear_out", "weight"): ("linear_out", "kernel"),
+        ("linear_out", "bias"): ("linear_out", "bias"),
+        ("conv_1d", "weight"): ("conv_1d", "w"),
+        ("conv_1d", "bias"): ("conv_1d", "b"),
+        ("rg_lru", "a_param"): ("rg_lru", "a_param"),
+        ("rg_lru", "input_gate", "weight"): ("rg_lru", "input_gate", "w"),
+        ("rg_lru", "input_gate", "bias"): ("rg_lru", "input_gate", "b"),
+        ("rg_lru", "a_gate", "weight"): ("rg_lru", "a_gate", "w"),
+        ("rg_lru", "a_gate", "bias"): ("rg_lru", "a_gate", "b"),
+    },
+    "attention": {
+        ("proj_q", "weight"): ("proj_q", "kernel"),
+        ("proj_k", "weight"): ("proj_k", "kernel"),
+        ("proj_v", "weight"): ("proj_v", "kernel"),
+        ("proj_final", "weight"): ("proj_final", "kernel"),
+        ("proj_final", "bias"): ("proj_final", "bias"),
+    },
+}
+_BLOCK_NAME = {"recurrent": "recurrent_block", "attention": "attention_block"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FlaxLeaf:
+    """Where one of our leaves lives in the Flax tree: `tree[path][index]` (index None: whole leaf)."""
+
+    path: FlaxPath
+    index: tuple[int, ...] | None
+
+
+def leaf_path(path: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """A `tree_flatten_with_path` key path as plain names and indices."""
+    out: list[str | int] = []
+    for key in path:
+        if isinstance(key, jax.tree_util.GetAttrKey):
+            out.append(key.name)
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            out.append(key.idx)
+        elif isinstance(key, jax.tree_util.DictKey):
+            out.append(key.key)
+        else:
+            raise TypeError(f"unexpected key {key!r} in a model path")
+    return tuple(out)
+
+
+def flax_leaf(config: ModelConfig, path: tuple[str | int, ...]) -> FlaxLeaf:
+    """The Flax location of our leaf at `path` (as given by `leaf_path`)."""
+    if path == ("embedder", "weight"):
+        return FlaxLeaf(("embedder", "input_embedding"), None)
+    if path == ("final_norm", "scale"):
+        return FlaxLeaf(("final_norm", "scale"), None)
+    if len(path) >= 3 and path[0] == "blocks":
+        layer, rest = path[1], path[2:]
+        block = f"blocks.{layer}"
+        if rest in _COMMON:
+            sub, index = _COMMON[rest]
+            return FlaxLeaf((block, *sub), index)
+        kind = config.layer_kinds[layer]
+        if rest[0] == "temporal" and kind in _TEMPORAL and rest[1:] in _TEMPORAL[kind]:
+            return FlaxLeaf((block, _BLOCK_NAME[kind], *_TEMPORAL[kind][rest[1:]]), None)
+        if kind not in _TEMPORAL:
+            raise ValueError(
+                f"layer {layer} is a user-defined {kind!r} block, which the reference Flax format cannot hold"
+            )
+    raise ValueError(f"model leaf {'.'.join(map(str, path))} has no place in the reference Flax tree")
+
+
+def unwrap_params(tree: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The bare parameter tree, whether or not it is wrapped as `{"params": ...}`."""
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"expected a (nested) dict of parameters, got {type(tree).__name__}")
+    if set(tree) == {"params"}:
+        return tree["params"]
+    return tree
+
+
+def get_path(tree: Mapping[str, Any], path: FlaxPath) -> Any:
+    node: Any = tree
+    for depth, name in enumerate(path):
+        if not isinstance(node, Mapping) or name not in node:
+            raise KeyError(f"parameter {'/'.join(path)} is missing (no {name!r} under {'/'.join(path[:depth]) or 'root'})")
+        node = node[name]
+    return node
+
+
+def infer_architecture(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """The config fields that the shapes of a Flax parameter tree determine.
+
+    Walks `blocks.0, blocks.1, ...`; every block must agree on the MLP width, head count
+    and LRU width (the reference takes them from whichever block it saw last, unchecked).
+    """
+    tree = unwrap_params(tree)
+    vocab_size, width = get_path(tree, ("embedder", "input_embedding")).shape
+    kinds: list[str] = []
+    found: dict[str, dict[int, Any]] = {"mlp_expanded_width": {}, "num_heads": {}, "lru_width": {}}
+    while f"blocks.{len(kinds)}" in tree:
+        layer = len(kinds)
+        block = tree[f"blocks.{layer}"]
+        found["mlp_expanded_width"][layer] = get_path(block, ("mlp_block", "ffw_up", "w")).shape[-1]
+        if "recurrent_block" in block:
+            kinds.append("recurrent")
+            heads, block_width, _ = get_path(block, ("recurrent_block", "rg_lru", "a_gate", "w")).shape
+            found["num_heads"][layer] = heads
+            found["lru_width"][layer] = heads * block_width
+        elif "attention_block" in block:
+            kinds.append("attention")
+            head_dim = get_path(block, ("attention_block", "proj_k", "kernel")).shape[1]
+            found["num_heads"][layer] = width // head_dim
+        else:
+            raise ValueError(f"blocks.{layer} has neither a recurrent_block nor an attention_block: {sorted(block)}")
+    if not kinds:
+        raise ValueError("the parameter tree has no blocks (expected keys 'blocks.0', 'blocks.1', ...)")
+    fields: dict[str, Any] = {"vocab_size": int(vocab_size), "width": int(width)}
+    for name, per_layer in found.items():
+        values = set(per_layer.values())
+        if len(values) > 1:
+            raise ValueError(f"layers disagree on {name}: {dict(sorted(per_layer.items()))}")
+        if values:
+            fields[name] = int(values.pop())
+    fields.setdefault("lru_width", None)
+    fields["block_pattern"] = _shortest_unit(kinds)
+    return fields
+
+
+def _shortest_unit(kinds: list[str]) -> dict[str, Any]:
+    """The shortest unit whose cycle gives `kinds` (Griffin's 26 layers -> RRA cycled)."""
+    for size in range(1, len(kinds) + 1):
+        unit = kinds[:size]
+        if all(kind == unit[i % size] for i, kind in enumerate(kinds)):
+            return {"unit": [temporal_kind(k).name for k in unit], "num_layers": len(kinds)}
+    raise AssertionError("unreachable: the whole list is always a unit")
