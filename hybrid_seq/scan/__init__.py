@@ -7,6 +7,7 @@ See docs/scan.md for the backends, their numerics and the measurements behind `a
 """
 
 from hybrid_seq.scan.associative import associative_scan
+from hybrid_seq.scan.chunked import chunked_scan
 from hybrid_seq.scan.contract import Kernel, Scan, check_inputs
 from hybrid_seq.scan.registry import (
     Backend,
@@ -20,6 +21,8 @@ from hybrid_seq.scan.registry import (
     resolve,
     unregister,
 )
+from hybrid_seq.scan.pallas_gpu import pallas_gpu_scan
+from hybrid_seq.scan.pallas_tpu import pallas_tpu_scan
 from hybrid_seq.scan.sequential import sequential_scan
 
 register(
@@ -31,6 +34,25 @@ register(
     "associative",
     associative_scan,
     description="jax.lax.associative_scan in float32 (log depth, fast compile)",
+)
+register(
+    "chunked",
+    chunked_scan,
+    description="two-pass chunk-parallel scan: in-chunk loop over all chunks, then a chunk fold",
+)
+register(
+    "pallas_tpu",
+    pallas_tpu_scan,
+    platforms=["tpu"],
+    interpreted_on=["cpu"],
+    description="Pallas TPU-style kernel (grid B x lane tiles x time tiles); interpreted on CPU",
+)
+register(
+    "pallas_gpu",
+    pallas_gpu_scan,
+    platforms=["gpu"],
+    interpreted_on=["cpu"],
+    description="Pallas Triton-style kernel (grid B x channel blocks, loop over time); interpreted on CPU",
 )
 
 __all__ = [
