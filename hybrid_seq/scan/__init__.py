@@ -24,6 +24,7 @@ from hybrid_seq.scan.registry import (
 from hybrid_seq.scan.pallas_gpu import pallas_gpu_scan
 from hybrid_seq.scan.pallas_tpu import pallas_tpu_scan
 from hybrid_seq.scan.sequential import sequential_scan
+from hybrid_seq.scan.sharded import ShardedScan, sharded
 
 register(
     "sequential",
@@ -60,6 +61,7 @@ __all__ = [
     "BoundScan",
     "Kernel",
     "Scan",
+    "ShardedScan",
     "available",
     "check_inputs",
     "current_platform",
@@ -68,5 +70,6 @@ __all__ = [
     "names",
     "register",
     "resolve",
+    "sharded",
     "unregister",
 ]
