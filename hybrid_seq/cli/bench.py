@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_TARGETS = {}
+_TARGETS = {"scan": "hybrid_seq.bench.scan"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks that time this package against the reference implementation in one process."""

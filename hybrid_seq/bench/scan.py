@@ -1,0 +1,200 @@
+"""Scan benchmark: every backend (and the reference's scans) on the same inputs.
+
+Timings are medians of interleaved repetitions (each rep runs every contender once),
+so slow drifts of a shared machine hit all contenders alike. Bandwidth counts the
+unavoidable traffic: forward reads ``x``, ``a`` and writes ``y`` (3 arrays); forward +
+backward adds reading ``dy``, ``a``, ``y`` and writing ``dx``, ``da`` (8 arrays). The
+ceiling is a measured elementwise ``a + x`` over the same bytes ("copy").
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from hybrid_seq import scan
+
+FULL_SHAPES = ((8, 2048, 2560), (1, 8192, 4096))
+SMALL_SHAPES = ((2, 512, 512), (1, 1024, 1024))
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MODES = ("fwd", "fwd+bwd")
+ARRAYS_MOVED = {"fwd": 3, "fwd+bwd": 8}
+REFERENCE_BASELINE = "ref:LINEAR_NATIVE"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One timed contender on one configuration."""
+
+    contender: str
+    shape: tuple[int, int, int]
+    dtype: str
+    mode: str
+    seconds: float
+    gb_per_s: float
+    pct_of_copy: float
+    ratio_to_reference: float | None
+
+
+def _reference_scans() -> dict[str, Callable]:
+    """The reference's native scans, if `recurrentgemma` is importable."""
+    try:
+        from recurrentgemma import common
+        from recurrentgemma.jax import scan as reference
+    except ImportError:
+        return {}
+    kinds = ["LINEAR_NATIVE", "ASSOCIATIVE_NATIVE"]
+    if scan.current_platform() == "tpu":
+        kinds.append("LINEAR_PALLAS")
+    return {
+        f"ref:{kind}": (
+            lambda x, a, kind=kind: reference.linear_scan(x, a, scan_type=getattr(common.ScanType, kind))
+        )
+        for kind in kinds
+    }
+
+
+def contenders(backends: list[str] | None, with_reference: bool) -> dict[str, Callable]:
+    """Name -> ``f(x, a) -> (y, h_last)`` for the chosen backends (default: all available)."""
+    names = backends or scan.available()
+    chosen: dict[str, Callable] = {name: scan.get(name) for name in names}
+    if with_reference:
+        chosen.update(_reference_scans())
+    return chosen
+
+
+def _compiled(fn: Callable, mode: str) -> Callable:
+    if mode == "fwd":
+        return jax.jit(lambda x, a: fn(x, a)[0])
+
+    def loss(x, a):
+        return jnp.sum(fn(x, a)[0].astype(jnp.float32))
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+def _time_interleaved(fns: dict[str, Callable], args: tuple, reps: int) -> dict[str, float]:
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def run(
+    shapes: tuple[tuple[int, int, int], ...] = FULL_SHAPES,
+    dtypes: tuple[str, ...] = tuple(DTYPES),
+    modes: tuple[str, ...] = MODES,
+    backends: list[str] | None = None,
+    with_reference: bool = True,
+    reps: int = 5,
+    log: Callable[[str], None] = print,
+) -> list[Row]:
+    """Time every contender on every (shape, dtype, mode); returns one `Row` each."""
+    rows = []
+    fns = contenders(backends, with_reference)
+    for shape in shapes:
+        for dtype in dtypes:
+            kx, ka = jax.random.split(jax.random.key(0))
+            x = jax.random.normal(kx, shape, DTYPES[dtype])
+            a = jax.random.uniform(ka, shape, DTYPES[dtype], 0.9, 1.0)
+            copy = _time_interleaved({"copy": jax.jit(lambda x, a: a + x)}, (x, a), reps)["copy"]
+            for mode in modes:
+                log(f"timing {shape} {dtype} {mode} ...")
+                timed = _time_interleaved({n: _compiled(f, mode) for n, f in fns.items()}, (x, a), reps)
+                gigabytes = ARRAYS_MOVED[mode] * x.size * x.dtype.itemsize / 1e9
+                copy_gbps = 3 * x.size * x.dtype.itemsize / 1e9 / copy
+                reference = timed.get(REFERENCE_BASELINE)
+                for name, seconds in timed.items():
+                    rows.append(
+                        Row(
+                            name,
+                            shape,
+                            dtype,
+                            mode,
+                            seconds,
+                            gigabytes / seconds,
+                            100 * gigabytes / seconds / copy_gbps,
+                            None if reference is None else reference / seconds,
+                        )
+                    )
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    header = f"{'shape':>16} {'dtype':>8} {'mode':>7} {'contender':>22} {'ms':>9} {'GB/s':>7} {'%copy':>6} {'x ref':>7}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        ratio = "-" if r.ratio_to_reference is None else f"{r.ratio_to_reference:.2f}"
+        lines.append(
+            f"{str(r.shape):>16} {r.dtype:>8} {r.mode:>7} {r.contender:>22} "
+            f"{1e3 * r.seconds:9.1f} {r.gb_per_s:7.2f} {r.pct_of_copy:6.1f} {ratio:>7}"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[Row], path: str) -> None:
+    """Bar chart of time per contender, one panel per (shape, dtype, mode)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise RuntimeError("plotting needs matplotlib: pip install 'hybrid_seq[plot]'") from error
+    panels = sorted({(r.shape, r.dtype, r.mode) for r in rows}, key=str)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), squeeze=False)
+    for ax, key in zip(axes[:, 0], panels):
+        sel = [r for r in rows if (r.shape, r.dtype, r.mode) == key]
+        ax.barh([r.contender for r in sel], [1e3 * r.seconds for r in sel])
+        ax.set_xscale("log")
+        ax.set_xlabel("ms (log)")
+        ax.set_title(f"{key[0]} {key[1]} {key[2]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    shapes = SMALL_SHAPES if args.small else FULL_SHAPES
+    rows = run(
+        shapes=shapes,
+        dtypes=tuple(args.dtypes),
+        modes=tuple(args.modes),
+        backends=args.backends,
+        with_reference=not args.no_reference,
+        reps=args.reps,
+    )
+    print(f"platform: {scan.current_platform()}; auto -> {scan.resolve('auto')}")
+    print(format_table(rows))
+    if args.out:
+        plot(rows, args.out)
+        print(f"plot written to {args.out}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--small", action="store_true", help=f"use shapes {SMALL_SHAPES}")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--backends", nargs="+", help="backend names (default: all available)")
+    parser.add_argument("--no-reference", action="store_true", help="skip recurrentgemma's scans")
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median)")
+    parser.add_argument("--out", help="write a PNG plot here (needs matplotlib)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `scan` target to `hybrid-seq bench`."""
+    parser = subparsers.add_parser("scan", help="time the scan backends against the reference")
+    add_arguments(parser)
+    parser.set_defaults(func=main)
