@@ -5,6 +5,7 @@ from hybrid_seq.config import ModelConfig
 from hybrid_seq.model import Cache, Model, with_scan_backend
 from hybrid_seq.params import ParamCount, param_count
 from hybrid_seq.pattern import BlockPattern, parse_pattern, register_temporal_block, temporal_kinds
+from hybrid_seq.sampling import Sampler, Tokenizer
 
 __version__ = "0.1.0"
 
@@ -14,6 +15,8 @@ __all__ = [
     "Model",
     "ModelConfig",
     "ParamCount",
+    "Sampler",
+    "Tokenizer",
     "blocks",
     "param_count",
     "parse_pattern",

@@ -1,0 +1,28 @@
+"""Inference: fixed-size state, (chunked) prefill, a batched compiled sampler, tokenizers and the chat format."""
+
+from hybrid_seq.sampling.chat import END_OF_TURN, START_OF_TURN, format_chat
+from hybrid_seq.sampling.demo import random_demo
+from hybrid_seq.sampling.prefill import left_pad, prefill
+from hybrid_seq.sampling.rules import choose, filter_logits
+from hybrid_seq.sampling.sampler import Sampler, SamplerOutput, StreamPiece
+from hybrid_seq.sampling.state import init_state, kv_cache_bytes, state_bytes
+from hybrid_seq.sampling.tokenizer import ByteTokenizer, Tokenizer
+
+__all__ = [
+    "END_OF_TURN",
+    "START_OF_TURN",
+    "ByteTokenizer",
+    "Sampler",
+    "SamplerOutput",
+    "StreamPiece",
+    "Tokenizer",
+    "choose",
+    "filter_logits",
+    "format_chat",
+    "init_state",
+    "kv_cache_bytes",
+    "left_pad",
+    "prefill",
+    "random_demo",
+    "state_bytes",
+]

@@ -1,0 +1,75 @@
+"""Prefill: run prompts through the model into a state, in one pass or in fixed-size chunks."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from hybrid_seq.model import Cache, Model
+
+
+@eqx.filter_jit
+def _forward(
+    model: Model, tokens: Int[Array, "B T"], positions: Int[Array, "B T"], state: Cache, all_logits: bool
+) -> tuple[Float[Array, "B T V"] | Float[Array, "B V"], Cache]:
+    logits, state = model(tokens, positions, state)
+    return (logits if all_logits else logits[:, -1]), state
+
+
+def prefill(
+    model: Model,
+    tokens: Int[Array, "B T"],
+    positions: Int[Array, "B T"],
+    state: Cache | None = None,
+    chunk_size: int | None = None,
+    *,
+    all_logits: bool = False,
+) -> tuple[Float[Array, "B V"] | Float[Array, "B T V"], Cache]:
+    """Feed `tokens` (with document `positions`, -1 for padding) into `state`.
+
+    Returns the logits of the last column `[B, V]` (or of every column `[B, T, V]` with
+    `all_logits`) and the state after the last token. `chunk_size` splits the time axis
+    into chunks of that many tokens, fed one after another through the state: the result
+    equals one pass (up to float rounding) while activation memory is bounded by the chunk.
+    Each distinct chunk shape compiles once (jitted with `eqx.filter_jit`).
+    """
+    tokens = jnp.asarray(tokens, jnp.int32)
+    positions = jnp.asarray(positions, jnp.int32)
+    if tokens.ndim != 2 or tokens.shape != positions.shape:
+        raise ValueError(f"tokens and positions must both be [B, T], got {tokens.shape} and {positions.shape}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if state is None:
+        state = model.init_cache(tokens.shape[0])
+    length = tokens.shape[1]
+    step = length if chunk_size is None else chunk_size
+    pieces = []
+    for start in range(0, length, step):
+        logits, state = _forward(
+            model, tokens[:, start : start + step], positions[:, start : start + step], state, all_logits
+        )
+        pieces.append(logits)
+    if all_logits:
+        return (pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=1)), state
+    return pieces[-1], state
+
+
+def left_pad(
+    sequences: list[list[int]], pad_id: int, length: int | None = None
+) -> tuple[Int[Array, "B T"], Int[Array, "B T"]]:
+    """Left-pad token lists to `length` (default: the longest): tokens and positions (-1 on pads).
+
+    Every row's first real token gets position 0 (a document start, normally BOS), so the
+    pads never influence the real tokens.
+    """
+    longest = max(len(s) for s in sequences)
+    length = longest if length is None else length
+    if length < longest:
+        raise ValueError(f"length={length} is shorter than the longest sequence ({longest})")
+    if min(len(s) for s in sequences) == 0:
+        raise ValueError("cannot left-pad an empty sequence")
+    tokens = [[pad_id] * (length - len(s)) + list(s) for s in sequences]
+    positions = [[-1] * (length - len(s)) + list(range(len(s))) for s in sequences]
+    return jnp.asarray(tokens, jnp.int32), jnp.asarray(positions, jnp.int32)

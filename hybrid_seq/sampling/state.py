@@ -1,0 +1,45 @@
+"""The per-sequence inference state: one fixed-size entry per layer, independent of length."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from hybrid_seq.config import ModelConfig
+from hybrid_seq.model import Cache, Model
+
+
+def init_state(model: Model, batch_size: int) -> Cache:
+    """An empty state for `batch_size` rows (recurrence fp32, conv and keys/values in the model dtype).
+
+    Its size never grows: recurrent layers hold `[B, L]` + `[B, 3, L]`, attention layers a
+    ring buffer of `attention_window_size` keys and values.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return model.init_cache(batch_size)
+
+
+def state_bytes(model_or_config: Model | ModelConfig, batch_size: int = 1, *, dtype: jnp.dtype | None = None) -> int:
+    """Bytes of the inference state for `batch_size` rows, from shapes only (`jax.eval_shape`).
+
+    A `ModelConfig` is sized for `dtype` (default float32) without allocating weights.
+    """
+    if isinstance(model_or_config, Model):
+        shapes = jax.eval_shape(lambda: model_or_config.init_cache(batch_size))
+    else:
+        model_dtype = jnp.float32 if dtype is None else dtype
+        model = jax.eval_shape(lambda: Model(model_or_config, key=jax.random.key(0), dtype=jnp.dtype(model_dtype)))
+        shapes = jax.eval_shape(lambda: Model.init_cache(model, batch_size))
+    return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(shapes))
+
+
+def kv_cache_bytes(config: ModelConfig, length: int, batch_size: int = 1, *, dtype: jnp.dtype = jnp.float32) -> int:
+    """Bytes a full-attention transformer of the same width and depth would cache for `length` tokens.
+
+    Multi-head keys and values (`width` each per token and layer): the growing cache our
+    fixed-size state avoids. For comparison plots only.
+    """
+    return 2 * config.num_layers * config.width * length * batch_size * jnp.dtype(dtype).itemsize
