@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Union
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hybrid_seq import presets
 from hybrid_seq.config import ModelConfig
@@ -76,21 +77,84 @@ def _show(name: str, value: Any) -> str:
     return str(parse_pattern(value)) if name == "block_pattern" else repr(value)
 
 
-def model_from_leaves(config: ModelConfig, fetch: Any, *, dtype: Any, source: str) -> Model:
-    """A Model whose every leaf is `fetch(FlaxLeaf)` (shape-checked, cast to `dtype`)."""
-    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype or jnp.float32))
+#: Where each leaf goes: one `jax.sharding.Sharding` for all, or a function of the dotted leaf path
+#: (e.g. ``"blocks.0.temporal.linear_x.weight"``) returning one; None keeps JAX's default device.
+ShardingSpec = Union[jax.sharding.Sharding, Callable[[str], jax.sharding.Sharding], None]
+
+
+def dotted(path: tuple[str | int, ...]) -> str:
+    """Our leaf path as one name, e.g. ``blocks.0.mlp.gate.weight``."""
+    return ".".join(map(str, path))
+
+
+def place(value: Any, *, dtype: Any, sharding: jax.sharding.Sharding | None) -> jax.Array:
+    """`value` (numpy, memory map or array) cast to `dtype` and put on `sharding`.
+
+    With a sharding each device's shard is read and cast on its own
+    (`jax.make_array_from_callback`), so the full leaf is never gathered on one device.
+    """
+    if sharding is None:
+        return jnp.asarray(value, dtype=dtype)
+    return jax.make_array_from_callback(
+        tuple(value.shape), sharding, lambda index: np.asarray(value[index]).astype(dtype)
+    )
+
+
+def build_model(
+    config: ModelConfig,
+    fetch: Callable[[tuple[str | int, ...]], Any],
+    *,
+    dtype: Any,
+    source: str,
+    name: Callable[[tuple[str | int, ...]], str] = dotted,
+    sharding: ShardingSpec = None,
+) -> Model:
+    """A Model whose leaf at each path (`leaf_path` form) is `fetch(path)`, shape-checked, cast and placed.
+
+    Leaves are fetched and converted one at a time, so a lazy `fetch` (memory maps,
+    per-tensor file reads) never holds more than one source tensor besides the model.
+    `name(path)` is how error messages call the tensor in the file.
+    """
+    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype))
     flat, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
     leaves = []
-    for path, spec in flat:
-        where = flax_leaf(config, leaf_path(path))
-        value = fetch(where)
+    for key_path, spec in flat:
+        path = leaf_path(key_path)
+        value = fetch(path)
         if tuple(value.shape) != tuple(spec.shape):
             raise ValueError(
-                f"{source}: parameter {'/'.join(where.path)}{'' if where.index is None else list(where.index)} has "
-                f"shape {tuple(value.shape)}, but the config needs {tuple(spec.shape)}"
+                f"{source}: tensor {name(path)} has shape {tuple(value.shape)} (in our layout), but the config "
+                f"needs {tuple(spec.shape)} for {dotted(path)}"
             )
-        leaves.append(jnp.asarray(value, dtype=dtype or value.dtype))
+        target = sharding(dotted(path)) if callable(sharding) else sharding
+        leaves.append(place(value, dtype=dtype, sharding=target))
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def model_from_leaves(
+    config: ModelConfig,
+    fetch: Callable[[FlaxLeaf], Any],
+    *,
+    dtype: Any,
+    source: str,
+    name: Callable[[FlaxLeaf], str] | None = None,
+    sharding: ShardingSpec = None,
+) -> Model:
+    """A Model whose every leaf is `fetch(FlaxLeaf)` (shape-checked, cast to `dtype`, placed on `sharding`)."""
+
+    def describe(where: FlaxLeaf) -> str:
+        index = "" if where.index is None else str(list(where.index))
+        return "/".join(where.path) + index
+
+    name = name or describe
+    return build_model(
+        config,
+        lambda path: fetch(flax_leaf(config, path)),
+        dtype=dtype or jnp.float32,
+        source=source,
+        name=lambda path: name(flax_leaf(config, path)),
+        sharding=sharding,
+    )
 
 
 def from_flax_params(
@@ -134,4 +198,4 @@ def to_flax_params(model: Model) -> dict[str, Any]:
     return tree
 
 
-__all__ = ["from_flax_params", "matching_preset", "resolve_config", "to_flax_params"]
+__all__ = ["ShardingSpec", "build_model", "from_flax_params", "matching_preset", "model_from_leaves", "place", "resolve_config", "to_flax_params"]

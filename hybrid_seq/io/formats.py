@@ -1,0 +1,46 @@
+"""Which checkpoint format a path holds, from what is on disk."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from hybrid_seq.io.huggingface import MODEL_TYPE
+from hybrid_seq.io.native import is_native_config, read_json
+from hybrid_seq.io.orbax import MARKERS
+
+#: Format names accepted by `load` (detected) and `save` (chosen).
+FORMATS = ("hybrid_seq", "huggingface", "flax", "pytorch")
+
+
+def detect(path: str | Path) -> str:
+    """The format of the checkpoint at `path`: one of `FORMATS`.
+
+    A directory with `config.json` is ours (it names a `block_pattern`) or HuggingFace's
+    (`model_type` "recurrent_gemma"); a directory with orbax metadata is the reference Flax
+    checkpoint; a zip file is a `torch.save`d state dict.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        config = path / "config.json"
+        if config.exists():
+            data = read_json(config)
+            if data.get("model_type") == MODEL_TYPE:
+                return "huggingface"
+            if is_native_config(data):
+                return "hybrid_seq"
+            raise ValueError(f"{config}: neither a hybrid_seq config nor a HuggingFace {MODEL_TYPE} config")
+        if any((path / marker).exists() for marker in MARKERS):
+            return "flax"
+        raise ValueError(
+            f"{path}: unknown checkpoint format (no config.json and no orbax metadata such as {', '.join(MARKERS)})"
+        )
+    if zipfile.is_zipfile(path):
+        return "pytorch"
+    with open(path, "rb") as file:
+        magic = file.read(4)
+    if magic[:2] == b"PK":
+        raise ValueError(f"{path}: looks like a torch.save zip archive but is truncated or corrupt")
+    raise ValueError(f"{path}: unknown checkpoint format (a file, but not a torch.save zip archive)")

@@ -1,0 +1,274 @@
+"""HuggingFace `RecurrentGemmaForCausalLM` checkpoints: `config.json` + (sharded) safetensors.
+
+The tensor names are a renaming of the Flax paths (one table, reference-facts §7.3), with
+three transforms: none, a 2-D transpose (`T`), and the conv kernel `[4, L] <-> [L, 1, 4]`.
+The MLP's shared `ffw_up` is split into `gate_proj` and `up_proj`.
+
+Differences handled here (reference-facts §9.2):
+  * HF's `attention_window_size` counts the keys a query sees (itself included); ours, like
+    the reference, counts the tokens before it, so ours = HF's - 1 on load and + 1 on save.
+  * HF always scales embeddings by sqrt(width) and always soft-caps the logits; a model
+    without either cannot be saved in this format.
+  * HF's `intermediate_size` is twice our `mlp_expanded_width`.
+  * HF has no document masking in attention or the conv: packed sequences diverge after the
+    first document boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from hybrid_seq.config import ModelConfig
+from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
+from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
+from hybrid_seq.io.source import LayoutSource, insert, shape_struct
+from hybrid_seq.model import Model
+from hybrid_seq.pattern import parse_pattern
+
+MODEL_TYPE = "recurrent_gemma"
+_WEIGHTS = "model.safetensors"
+
+# (Flax path under the layer, slice index) -> (HF name under `model.layers.{i}.`, transform)
+_LAYER: dict[tuple[tuple[str, ...], tuple[int, ...] | None], tuple[str, str]] = {
+    (("temporal_pre_norm", "scale"), None): ("temporal_pre_norm.weight", "none"),
+    (("channel_pre_norm", "scale"), None): ("channel_pre_norm.weight", "none"),
+    (("mlp_block", "ffw_up", "w"), (0,)): ("mlp_block.gate_proj.weight", "T"),
+    (("mlp_block", "ffw_up", "w"), (1,)): ("mlp_block.up_proj.weight", "T"),
+    (("mlp_block", "ffw_up", "b"), (0, 0, 0)): ("mlp_block.gate_proj.bias", "none"),
+    (("mlp_block", "ffw_up", "b"), (1, 0, 0)): ("mlp_block.up_proj.bias", "none"),
+    (("mlp_block", "ffw_down", "kernel"), None): ("mlp_block.down_proj.weight", "T"),
+    (("mlp_block", "ffw_down", "bias"), None): ("mlp_block.down_proj.bias", "none"),
+    (("recurrent_block", "linear_x", "kernel"), None): ("temporal_block.linear_x.weight", "T"),
+    (("recurrent_block", "linear_x", "bias"), None): ("temporal_block.linear_x.bias", "none"),
+    (("recurrent_block", "linear_y", "kernel"), None): ("temporal_block.linear_y.weight", "T"),
+    (("recurrent_block", "linear_y", "bias"), None): ("temporal_block.linear_y.bias", "none"),
+    (("recurrent_block", "linear_out", "kernel"), None): ("temporal_block.linear_out.weight", "T"),
+    (("recurrent_block", "linear_out", "bias"), None): ("temporal_block.linear_out.bias", "none"),
+    (("recurrent_block", "conv_1d", "w"), None): ("temporal_block.conv_1d.weight", "conv"),
+    (("recurrent_block", "conv_1d", "b"), None): ("temporal_block.conv_1d.bias", "none"),
+    (("recurrent_block", "rg_lru", "a_param"), None): ("temporal_block.rg_lru.recurrent_param", "none"),
+    (("recurrent_block", "rg_lru", "input_gate", "w"), None): ("temporal_block.rg_lru.input_gate_weight", "none"),
+    (("recurrent_block", "rg_lru", "input_gate", "b"), None): ("temporal_block.rg_lru.input_gate_bias", "none"),
+    (("recurrent_block", "rg_lru", "a_gate", "w"), None): ("temporal_block.rg_lru.recurrent_gate_weight", "none"),
+    (("recurrent_block", "rg_lru", "a_gate", "b"), None): ("temporal_block.rg_lru.recurrent_gate_bias", "none"),
+    (("attention_block", "proj_q", "kernel"), None): ("temporal_block.q_proj.weight", "T"),
+    (("attention_block", "proj_k", "kernel"), None): ("temporal_block.k_proj.weight", "T"),
+    (("attention_block", "proj_v", "kernel"), None): ("temporal_block.v_proj.weight", "T"),
+    (("attention_block", "proj_final", "kernel"), None): ("temporal_block.o_proj.weight", "T"),
+    (("attention_block", "proj_final", "bias"), None): ("temporal_block.o_proj.bias", "none"),
+}
+_TOP = {
+    (("embedder", "input_embedding"), None): ("model.embed_tokens.weight", "none"),
+    (("final_norm", "scale"), None): ("model.final_norm.weight", "none"),
+}
+_TIED = "lm_head.weight"
+
+
+def hf_name(where: FlaxLeaf) -> tuple[str, str]:
+    """The HF tensor holding Flax leaf `where`, and its transform."""
+    if where.path[0].startswith("blocks."):
+        name, transform = _LAYER[(where.path[1:], where.index)]
+        return f"model.layers.{where.path[0][len('blocks.'):]}.{name}", transform
+    return _TOP[(where.path, where.index)]
+
+
+def _from_hf(value: np.ndarray, transform: str) -> np.ndarray:
+    if transform == "T":
+        return value.T
+    if transform == "conv":
+        return value[:, 0, :].T
+    return value
+
+
+def _to_hf(value: np.ndarray, transform: str) -> np.ndarray:
+    if transform == "T":
+        return value.T
+    if transform == "conv":
+        return value.T[:, None, :]
+    return value
+
+
+def _hf_shape(shape: tuple[int, ...], transform: str) -> tuple[int, ...]:
+    if transform == "T":
+        return shape[::-1]
+    if transform == "conv":
+        return (shape[1], 1, shape[0])
+    return shape
+
+
+def _flax_shape(shape: tuple[int, ...], transform: str) -> tuple[int, ...]:
+    if transform == "T":
+        return shape[::-1]
+    if transform == "conv":
+        return (shape[2], shape[0])
+    return shape
+
+
+_LAYER_BY_NAME = {name: (path, index, transform) for (path, index), (name, transform) in _LAYER.items()}
+_TOP_BY_NAME = {name: (path, index, transform) for (path, index), (name, transform) in _TOP.items()}
+
+
+def _flax_location(name: str) -> tuple[tuple[str, ...], tuple[int, ...] | None, str] | None:
+    if name in _TOP_BY_NAME:
+        return _TOP_BY_NAME[name]
+    parts = name.split(".", 3)
+    if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[2].isdigit() and parts[3] in _LAYER_BY_NAME:
+        path, index, transform = _LAYER_BY_NAME[parts[3]]
+        return (f"blocks.{parts[2]}", *path), index, transform
+    return None
+
+
+def _rope(hf: dict[str, Any]) -> tuple[float, float]:
+    rope = hf.get("rope_parameters") or {}
+    theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
+    factor = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5))
+    return float(theta), float(factor)
+
+
+def _check_expressible(hf: dict[str, Any], file: Path) -> None:
+    """Raise if config.json asks for something our model cannot do."""
+    theta, factor = _rope(hf)
+    wanted = {
+        "num_key_value_heads": (hf.get("num_key_value_heads"), 1),
+        "hidden_activation": (hf.get("hidden_activation", "gelu_pytorch_tanh"), "gelu_pytorch_tanh"),
+        "rope_theta": (theta, 10000.0),
+        "partial_rotary_factor": (factor, 0.5),
+        "rms_norm_eps": (float(hf.get("rms_norm_eps", 1e-6)), 1e-6),
+        "attention_bias": (bool(hf.get("attention_bias", False)), False),
+        "tie_word_embeddings": (bool(hf.get("tie_word_embeddings", True)), True),
+    }
+    for key, (value, needed) in wanted.items():
+        if value != needed:
+            raise ValueError(f"{file}: {key}={value!r} is not supported (hybrid_seq models need {needed!r})")
+
+
+def _check_against_weights(hf: dict[str, Any], inferred: dict[str, Any], file: Path) -> None:
+    """Raise if config.json contradicts the shapes of the weights."""
+    layer_kinds = list(parse_pattern(inferred["block_pattern"]).layer_kinds)
+    layers = len(layer_kinds)
+    width = inferred["width"]
+    claims = {
+        "vocab_size": (hf.get("vocab_size"), inferred["vocab_size"]),
+        "hidden_size": (hf.get("hidden_size"), width),
+        "intermediate_size": (hf.get("intermediate_size"), 2 * inferred.get("mlp_expanded_width", 0)),
+        "num_hidden_layers": (hf.get("num_hidden_layers"), layers),
+        "num_attention_heads": (hf.get("num_attention_heads"), inferred.get("num_heads")),
+        "lru_width": (hf.get("lru_width") or hf.get("hidden_size"), inferred.get("lru_width") or width),
+        "block_types": ((list(hf.get("block_types", [])) * layers)[:layers], layer_kinds),
+    }
+    for key, (said, found) in claims.items():
+        if said != found:
+            raise ValueError(f"{file}: config.json says {key}={said!r} but the weights have {found!r}")
+
+
+_HF_KINDS = ("recurrent", "attention")
+
+
+def huggingface_source(directory: Path) -> LayoutSource:
+    """A HuggingFace RecurrentGemma directory as a `LayoutSource` (window = HF's - 1)."""
+    config_file = directory / "config.json"
+    hf = json.loads(config_file.read_text())
+    if hf.get("model_type") != MODEL_TYPE:
+        raise ValueError(f"{config_file}: model_type is {hf.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    _check_expressible(hf, config_file)
+    reader = SafetensorsReader.from_directory(directory, _WEIGHTS)
+    shapes: dict[str, Any] = {}
+    unused = []
+    for name, shape in reader.shapes.items():
+        location = _flax_location(name)
+        if location is None:
+            if name != _TIED:
+                unused.append(name)
+            continue
+        path, index, transform = location
+        shape = _flax_shape(shape, transform)
+        if index is not None:
+            shape = (2, *([1] * (len(index) - 1)), *shape)
+        insert(shapes, path, shape_struct(shape, reader.dtypes[name]))
+
+    def fetch(where: FlaxLeaf) -> np.ndarray:
+        name, transform = hf_name(where)
+        if name not in reader:
+            raise ValueError(f"{reader.label}: tensor {name} is missing")
+        return _from_hf(reader[name], transform)
+
+    source = LayoutSource(str(directory), "huggingface", shapes, fetch, lambda w: hf_name(w)[0], unused=tuple(unused))
+    _check_against_weights(hf, source.inferred(), config_file)
+    source.settings = {
+        "attention_window_size": int(hf.get("attention_window_size", 2048)) - 1,
+        "logits_soft_cap": float(hf.get("logits_soft_cap", 30.0)),
+        "embeddings_scale_by_sqrt_dim": True,
+        "conv1d_temporal_width": int(hf.get("conv1d_width", 4)),
+    }
+    return source
+
+
+def hf_config(config: ModelConfig, dtype: Any) -> dict[str, Any]:
+    """The `config.json` of `config` for `RecurrentGemmaForCausalLM` (raises if HF cannot express it)."""
+    problems = []
+    unit = list(config.block_pattern.unit)
+    if any(kind not in _HF_KINDS for kind in unit):
+        problems.append(f"block pattern {config.block_pattern} has kinds other than recurrent/attention")
+    if not config.embeddings_scale_by_sqrt_dim:
+        problems.append("HF always scales embeddings by sqrt(width) (embeddings_scale_by_sqrt_dim=False)")
+    if config.logits_soft_cap <= 0:
+        problems.append("HF always soft-caps logits (logits_soft_cap=0)")
+    if problems:
+        raise ValueError("the model cannot be saved in the HuggingFace format: " + "; ".join(problems))
+    return {
+        "architectures": ["RecurrentGemmaForCausalLM"],
+        "model_type": MODEL_TYPE,
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.width,
+        "intermediate_size": 2 * config.mlp_expanded_width,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "num_key_value_heads": 1,
+        "head_dim": config.head_dim,
+        "lru_width": config.resolved_lru_width,
+        "attention_window_size": config.attention_window_size + 1,
+        "conv1d_width": config.conv1d_temporal_width,
+        "logits_soft_cap": config.logits_soft_cap,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0,
+        "partial_rotary_factor": 0.5,
+        "rope_parameters": {"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"},
+        "block_types": unit,
+        "hidden_activation": "gelu_pytorch_tanh",
+        "attention_bias": False,
+        "tie_word_embeddings": True,
+        "embeddings_scale_by_sqrt_dim": True,
+        "final_w_init_variance_scale": config.final_w_init_variance_scale,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "torch_dtype": {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[np.dtype(dtype).name],
+    }
+
+
+def save_huggingface(model: Model, directory: Path) -> None:
+    """Write `model` into the (existing, empty) `directory` as a HuggingFace RecurrentGemma checkpoint."""
+    config = model.config
+    header = hf_config(config, model.dtype)
+    entries, values = [], {}
+    for key_path, value in jax.tree_util.tree_flatten_with_path(model)[0]:
+        where = flax_leaf(config, leaf_path(key_path))
+        name, transform = hf_name(where)
+        entries.append((name, _hf_shape(tuple(value.shape), transform), value.dtype))
+        values[name] = (value, transform)
+    order = sorted(entries, key=lambda entry: entry[0])
+    write_safetensors(
+        directory / _WEIGHTS,
+        order,
+        lambda name: _to_hf(np.asarray(values[name][0]), values[name][1]),
+        metadata={"format": "pt"},
+    )
+    (directory / "config.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
+
+
+__all__ = ["hf_config", "hf_name", "huggingface_source", "save_huggingface"]

@@ -1,0 +1,76 @@
+"""What a checkpoint holds, without loading its weights: format, matching preset, dtype, sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from hybrid_seq.io.flax import matching_preset
+from hybrid_seq.io.formats import detect
+from hybrid_seq.io.loading import layout_source
+from hybrid_seq.io.native import eqx_shapes, read_config
+from hybrid_seq.io.safetensors_file import SafetensorsReader
+from hybrid_seq.pattern import parse_pattern
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """A summary of the checkpoint at `path` (reads only metadata and shapes).
+
+    Keys: path, format, preset (the preset with the same architecture, or None), dtype,
+    architecture (the config fields the shapes or the config file determine), parameters
+    (total / embedding / non_embedding, as stored), tensors (number of stored arrays).
+    """
+    path = Path(path)
+    format = detect(path)
+    if format == "hybrid_seq":
+        config = read_config(path)
+        reader = SafetensorsReader.from_directory(path, "model.safetensors")
+        architecture = config.to_dict()
+        dtype = str(reader.dtypes.get("embedder.weight", "unknown"))
+        sizes = [int(np.prod(shape)) for shape in eqx_shapes(config).values()]
+        tensors = len(reader.shapes)
+        inferred = {
+            "vocab_size": config.vocab_size, "width": config.width, "mlp_expanded_width": config.mlp_expanded_width,
+            "num_heads": config.num_heads, "lru_width": config.resolved_lru_width,
+            "block_pattern": config.block_pattern.to_json(),
+        }
+    else:
+        source = layout_source(path, format)
+        inferred = source.inferred()
+        architecture = {**inferred, **source.settings}
+        dtype = str(source.dtype)
+        leaves = jax.tree_util.tree_leaves(source.shapes)
+        sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+        tensors = len(leaves)
+    embedding = inferred["vocab_size"] * inferred["width"]
+    return {
+        "path": str(path),
+        "format": format,
+        "preset": matching_preset(inferred),
+        "dtype": dtype,
+        "architecture": architecture,
+        "parameters": {"total": sum(sizes), "embedding": embedding, "non_embedding": sum(sizes) - embedding},
+        "tensors": tensors,
+    }
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """`describe`'s dict as aligned text lines."""
+    arch = dict(info["architecture"])
+    arch["block_pattern"] = str(parse_pattern(arch["block_pattern"]))
+    counts = info["parameters"]
+    rows = [
+        ("path", info["path"]),
+        ("format", info["format"]),
+        ("preset", info["preset"] or "(none matches)"),
+        ("dtype", info["dtype"]),
+        ("parameters", f"{counts['total']:,} ({counts['embedding']:,} embedding, "
+                       f"{counts['non_embedding']:,} non-embedding)"),
+        ("tensors", str(info["tensors"])),
+        *((name, str(value)) for name, value in sorted(arch.items())),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

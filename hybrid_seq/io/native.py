@@ -1,0 +1,111 @@
+"""Our own format: a directory with `config.json` (`ModelConfig.to_json()`) and `model.safetensors`.
+
+Tensor names are our leaf paths joined by dots (``blocks.0.temporal.linear_x.weight``), in
+our layout, so every model (any block pattern, user-defined kinds included) round-trips
+exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from hybrid_seq import presets
+from hybrid_seq.config import ModelConfig
+from hybrid_seq.io.flax import ShardingSpec, build_model, dotted
+from hybrid_seq.io.flax_layout import leaf_path
+from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
+from hybrid_seq.model import Model
+
+FORMAT = "hybrid_seq"
+WEIGHTS = "model.safetensors"
+
+
+def read_config(directory: Path) -> ModelConfig:
+    """The ModelConfig stored in `directory/config.json`."""
+    file = directory / "config.json"
+    try:
+        return ModelConfig.from_json(file.read_text())
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{file}: not a valid hybrid_seq ModelConfig: {error}") from None
+
+
+def is_native_config(data: dict[str, Any]) -> bool:
+    """Whether a parsed config.json is ours (it names a block pattern and no HF model type)."""
+    return "block_pattern" in data and "model_type" not in data
+
+
+def load_native(
+    directory: Path,
+    *,
+    preset: str | None,
+    dtype: Any,
+    sharding: ShardingSpec,
+    overrides: dict[str, Any],
+) -> Model:
+    """The model saved in `directory` (overrides replace config fields; preset must match)."""
+    config = read_config(directory)
+    if overrides:
+        config = config.replace(**overrides)
+    if preset is not None:
+        _check_preset(config, preset, directory / "config.json")
+    reader = SafetensorsReader.from_directory(directory, WEIGHTS)
+    label = f"{directory} ({FORMAT})"
+    skeleton = eqx_shapes(config)
+    expected = {dotted(path) for path in skeleton}
+    extra = sorted(set(reader.shapes) - expected)
+    if extra:
+        raise ValueError(f"{label}: tensors with no place in the model: {', '.join(extra)}")
+
+    def fetch(path: tuple[str | int, ...]) -> np.ndarray:
+        name = dotted(path)
+        if name not in reader:
+            raise ValueError(f"{reader.label}: tensor {name} is missing")
+        return reader[name]
+
+    if dtype is None:
+        dtype = reader.dtypes.get("embedder.weight", np.float32)
+    return build_model(config, fetch, dtype=dtype, source=label, sharding=sharding)
+
+
+def _check_preset(config: ModelConfig, preset: str, file: Path) -> None:
+    reference = presets.get(preset, vocab_size=config.vocab_size)
+    for name in ("width", "mlp_expanded_width", "num_heads", "resolved_lru_width", "layer_kinds"):
+        if getattr(config, name) != getattr(reference, name):
+            raise ValueError(
+                f"{file} does not match preset {preset!r}: {name} is {getattr(config, name)!r} in the checkpoint "
+                f"but {getattr(reference, name)!r} in the preset"
+            )
+
+
+def eqx_shapes(config: ModelConfig) -> dict[tuple[str | int, ...], tuple[int, ...]]:
+    """Our leaf paths and shapes for `config`, without allocating."""
+    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0)))
+    return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(skeleton)[0]}
+
+
+def save_native(model: Model, directory: Path) -> None:
+    """Write `model` into the (existing, empty) `directory` in our format."""
+    values = {dotted(leaf_path(p)): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
+    write_safetensors(
+        directory / WEIGHTS,
+        [(name, tuple(v.shape), v.dtype) for name, v in sorted(values.items())],
+        lambda name: np.asarray(values[name]),
+        metadata={"format": FORMAT},
+    )
+    (directory / "config.json").write_text(model.config.to_json() + "\n")
+
+
+def read_json(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as error:
+        raise ValueError(f"{file}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object")
+    return data
