@@ -66,7 +66,10 @@ def test_sampled_batched_equals_alone_with_same_seed(sampler: Sampler) -> None:
 
 
 def test_finished_rows_stop_and_others_continue(sampler: Sampler, alone: list) -> None:
-    """A row stops at its stop token (nothing appended after); the other rows are unaffected."""
+    """A row stops at its stop token (nothing appended after); the other rows are unaffected.
+
+    The reference keeps generating for finished rows until all are done (and its torch
+    sampler never stops at batch > 1)."""
     first = alone[3].tokens[0]
     stop_at = next(i for i in range(2, NEW) if first[i] not in first[:i] and first[i] not in alone[4].tokens[0])
     out = sampler(PROMPTS[3:], NEW, stop_token_ids=[first[stop_at]], return_logprobs=True)
