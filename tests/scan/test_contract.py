@@ -112,3 +112,14 @@ def test_works_inside_lax_scan_over_layers_and_grad():
 
     g = jax.jit(jax.grad(model))(x)
     assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_benchmark_runs_on_a_tiny_shape():
+    from hybrid_seq.bench import scan as bench
+
+    rows = bench.run(
+        shapes=((1, 8, 4),), dtypes=("float32",), modes=("fwd", "fwd+bwd"),
+        backends=["sequential"], with_reference=False, reps=1, log=lambda _: None,
+    )
+    assert {(r.contender, r.mode) for r in rows} == {("sequential", "fwd"), ("sequential", "fwd+bwd")}
+    assert "sequential" in bench.format_table(rows)
