@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_SUBCOMMAND_MODULES = ("info", "bench", "convert")
+_SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:
