@@ -1,0 +1,158 @@
+"""Training batches, next-token shifting, document packing, and a packed text dataset.
+
+A data source is anything with `batch(step) -> Batch` that is a pure function of the
+step index (and its own seed): resuming at step `s` then needs nothing but `s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Protocol, runtime_checkable
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Int
+
+PAD_ID, EOS_ID, BOS_ID = 0, 1, 2
+
+
+class Batch(eqx.Module):
+    """One training batch, already shifted for next-token prediction.
+
+    `tokens[b, t]` is the input at `t`, `targets[b, t]` the token to predict there,
+    `positions[b, t]` the input's position in its document (0 starts a document, -1 pads)
+    and `loss_mask[b, t]` whether that prediction counts in the loss. All `[B, T]`.
+    """
+
+    tokens: Int[Array, "B T"]
+    positions: Int[Array, "B T"]
+    targets: Int[Array, "B T"]
+    loss_mask: Bool[Array, "B T"]
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of input tokens (B * T), for throughput."""
+        return int(self.tokens.shape[0] * self.tokens.shape[1])
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """A deterministic stream of batches indexed by step."""
+
+    def batch(self, step: int) -> Batch: ...
+
+
+def shift_for_next_token(
+    tokens: Int[np.ndarray, "B S"], positions: Int[np.ndarray, "B S"], mask: Bool[np.ndarray, "B S"]
+) -> Batch:
+    """Turn sequences of length `S = T + 1` into a next-token `Batch` of length `T`.
+
+    `mask[b, s]` says whether token `s` is a target. A token that starts a document
+    (position 0) or is padding is never a target: predicting it from the previous
+    document would leak across the packing boundary.
+    """
+    target_pos = positions[:, 1:]
+    loss_mask = mask[:, 1:] & (target_pos > 0)
+    return Batch(
+        tokens=jnp.asarray(tokens[:, :-1], jnp.int32),
+        positions=jnp.asarray(positions[:, :-1], jnp.int32),
+        targets=jnp.asarray(tokens[:, 1:], jnp.int32),
+        loss_mask=jnp.asarray(loss_mask, bool),
+    )
+
+
+def pack_documents(documents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate token documents into one stream: int32 tokens and int32 positions (restarting at 0 per document)."""
+    documents = [np.asarray(d, np.int32) for d in documents if len(d)]
+    if not documents:
+        raise ValueError("no non-empty documents to pack")
+    tokens = np.concatenate(documents)
+    positions = np.concatenate([np.arange(len(d), dtype=np.int32) for d in documents])
+    return tokens, positions
+
+
+@dataclasses.dataclass(frozen=True)
+class ByteTokenizer:
+    """Bytes as tokens: ids 0/1/2 are pad/eos/bos (Gemma's convention), byte `b` is id `b + 3`; vocab 259."""
+
+    pad_id: int = PAD_ID
+    eos_id: int = EOS_ID
+    bos_id: int = BOS_ID
+    vocab_size: int = 259
+
+    def encode(self, text: str) -> list[int]:
+        return [b + 3 for b in text.encode("utf-8")]
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class SentencePieceTokenizer:
+    """A SentencePiece model file, exposing the same `encode`/`decode`/ids as `ByteTokenizer`."""
+
+    path: str
+
+    def _processor(self):
+        import sentencepiece
+
+        return sentencepiece.SentencePieceProcessor(model_file=self.path)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._processor().vocab_size())
+
+    @property
+    def bos_id(self) -> int:
+        return int(self._processor().bos_id())
+
+    @property
+    def eos_id(self) -> int:
+        return int(self._processor().eos_id())
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._processor().encode(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return self._processor().decode(ids)
+
+
+class TextDataset:
+    """A text file tokenised (SentencePiece or bytes), packed into rows of `seq_len` tokens.
+
+    Documents are separated by blank lines; each becomes `bos + text + eos` with positions
+    restarting at 0. The stream is cut into non-overlapping windows of `seq_len + 1`
+    tokens; each epoch visits the windows in a fresh order drawn from `(seed, epoch)`, so
+    `batch(step)` is a pure function of the step.
+    """
+
+    def __init__(self, path: str | pathlib.Path, *, seq_len: int, batch_size: int, tokenizer=None, seed: int = 0):
+        self.tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+        docs = [d.strip() for d in text.split("\n\n") if d.strip()]
+        encoded = [[self.tokenizer.bos_id, *self.tokenizer.encode(d), self.tokenizer.eos_id] for d in docs]
+        tokens, positions = pack_documents([np.asarray(e) for e in encoded])
+        window = seq_len + 1
+        self.num_windows = len(tokens) // window
+        if self.num_windows == 0:
+            raise ValueError(f"{path}: {len(tokens)} tokens, fewer than one window of {window}")
+        usable = self.num_windows * window
+        self.tokens = tokens[:usable].reshape(self.num_windows, window)
+        self.positions = positions[:usable].reshape(self.num_windows, window)
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def batch(self, step: int) -> Batch:
+        """The batch for `step`: rows `step*B ... step*B + B - 1` of the epoch-shuffled window order."""
+        flat = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, slots = np.divmod(flat, self.num_windows)
+        rows = np.array(
+            [np.random.default_rng([self.seed, int(e)]).permutation(self.num_windows)[s] for e, s in zip(epochs, slots)]
+        )
+        tokens, positions = self.tokens[rows], self.positions[rows]
+        return shift_for_next_token(tokens, positions, np.ones_like(tokens, bool))
