@@ -1,0 +1,238 @@
+"""Generation benchmark: our Sampler vs DeepMind's reference `recurrentgemma.jax` Sampler, same weights.
+
+Measures prefill tokens/s (and the working memory of the call), decode tokens/s at batch
+1 and 16, compile times, and tokens/s plus memory against the generated length, next to
+the fixed state size and a same-width transformer's KV cache. Timings are medians of
+interleaved repetitions (ours, reference, ours, ...) so a shared machine's drift hits both.
+Peak memory is the rise of the process's peak RSS during one call (VmHWM, reset between
+calls through /proc/self/clear_refs), i.e. the call's working memory beyond weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PRESET = "griffin-small"
+
+
+def _rss_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rise(fn: Callable[[], Any]) -> int:
+    """Bytes by which the peak RSS rises above the current RSS while `fn()` runs."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _rss_bytes("VmRSS")
+    fn()
+    return max(0, _rss_bytes("VmHWM") - before)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    ours: float
+    reference: float
+    unit: str
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.reference if self.reference else float("nan")
+
+
+class _RefVocab:
+    """The SentencePiece methods the reference Sampler calls, on top of our byte tokenizer."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_id
+
+    def bos_id(self) -> int:
+        return self.tokenizer.bos_id
+
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_id
+
+    def EncodeAsIds(self, text: str) -> list[int]:  # noqa: N802 (reference's name)
+        return self.tokenizer.encode(text)
+
+    def DecodeIds(self, ids: Sequence[int]) -> str:  # noqa: N802
+        return self.tokenizer.decode(ids)
+
+
+def _setup(preset: str) -> dict[str, Any]:
+    import recurrentgemma.jax as rg
+
+    from hybrid_seq import presets
+    from hybrid_seq.io import to_flax_params
+    from hybrid_seq.model import Model
+    from hybrid_seq.sampling import ByteTokenizer, Sampler
+
+    config = presets.get(preset)
+    model = Model(config, key=jax.random.key(0), dtype=jnp.dtype(jnp.float32))
+    params = to_flax_params(model)
+    kinds = {"recurrent": rg.TemporalBlockType.RECURRENT, "attention": rg.TemporalBlockType.ATTENTION}
+    ref_config = rg.GriffinConfig(
+        vocab_size=config.vocab_size,
+        width=config.width,
+        mlp_expanded_width=config.mlp_expanded_width,
+        num_heads=config.num_heads,
+        lru_width=config.lru_width,
+        block_types=tuple(kinds[k] for k in config.layer_kinds),
+        embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
+        attention_window_size=config.attention_window_size,
+        logits_soft_cap=config.logits_soft_cap,
+    )
+    ref_model = rg.Griffin(ref_config)
+    tokenizer = ByteTokenizer()
+    return dict(
+        config=config,
+        model=model,
+        params=params,
+        ref_model=ref_model,
+        sampler=Sampler(model, tokenizer, prefill_chunk_size=1 << 20),
+        ref_sampler=rg.Sampler(model=ref_model, vocab=_RefVocab(tokenizer), params=params),
+    )
+
+
+def _prefill_fns(env: dict[str, Any], length: int) -> tuple[Callable, Callable]:
+    from hybrid_seq.sampling import prefill
+
+    tokens = jax.random.randint(jax.random.key(1), (1, length), 0, env["config"].vocab_size, jnp.int32)
+    positions = jnp.arange(length, dtype=jnp.int32)[None]
+    model, ref_model, params = env["model"], env["ref_model"], env["params"]
+    ref_apply = jax.jit(
+        lambda p, t, s: (lambda out: (out[0][:, -1], out[1]))(ref_model.apply({"params": p}, t, s, return_cache=True))
+    )
+    return (lambda: prefill(model, tokens, positions)), (lambda: ref_apply(params, tokens, positions))
+
+
+def _decode_fns(env: dict[str, Any], batch: int, new_tokens: int) -> tuple[Callable, Callable]:
+    prompts = [f"prompt number {i}: once upon a time" for i in range(batch)]
+    ours = lambda: env["sampler"](prompts, new_tokens, stop_token_ids=())  # noqa: E731
+    ref = lambda: env["ref_sampler"](prompts, new_tokens, end_sampling_at_eos_token=False)  # noqa: E731
+    return ours, ref
+
+
+def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int) -> dict[str, tuple[float, float]]:
+    """Median seconds (ours, reference) per name, repetitions interleaved across all names."""
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in pairs}
+    for _ in range(reps):
+        for name, (ours, ref) in pairs.items():
+            times[name][0].append(_timed(ours))
+            times[name][1].append(_timed(ref))
+    return {name: (statistics.median(a), statistics.median(b)) for name, (a, b) in times.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from hybrid_seq.sampling import kv_cache_bytes, state_bytes
+
+    quick = args.quick
+    prefill_lengths = (256, 1024) if quick else (1024, 4096)
+    decode_batches = (1, 16)
+    decode_steps = 32 if quick else 128
+    sweep = (64, 256, 1024) if quick else (64, 256, 1024, 4096, 16384)
+    env = _setup(args.preset)
+    config = env["config"]
+    results: list[Result] = []
+
+    pairs: dict[str, tuple[Callable, Callable]] = {}
+    for length in prefill_lengths:
+        pairs[f"prefill T={length}"] = _prefill_fns(env, length)
+    for batch in decode_batches:
+        pairs[f"decode B={batch}"] = _decode_fns(env, batch, decode_steps)
+    compile_s = {name: (_timed(ours), _timed(ref)) for name, (ours, ref) in pairs.items()}
+    for name, (ours, ref) in compile_s.items():
+        results.append(Result(f"first call (compile) {name}", ours, ref, "s"))
+    medians = _interleaved(pairs, args.reps)
+    for name, (ours, ref) in medians.items():
+        kind, setting = name.split(" ")
+        value = int(setting.split("=")[1])
+        work = value if kind == "prefill" else value * decode_steps
+        results.append(Result(f"{name} tokens/s", work / ours, work / ref, "tok/s"))
+    for length in prefill_lengths:
+        ours, ref = pairs[f"prefill T={length}"]
+        results.append(Result(f"prefill T={length} peak memory rise", _peak_rise(ours) / 2**20, _peak_rise(ref) / 2**20, "MiB"))
+
+    rows = []
+    for new in sweep:
+        ours, ref = _decode_fns(env, 1, new)
+        _timed(ours), _timed(ref)  # compile this length's buffers
+        (t_ours, t_ref), = _interleaved({"x": (ours, ref)}, max(1, args.reps // 2) if new >= 4096 else args.reps).values()
+        rows.append(dict(
+            new=new, ours_tps=new / t_ours, ref_tps=new / t_ref,
+            ours_mem=_peak_rise(ours), ref_mem=_peak_rise(ref),
+            state=state_bytes(env["model"], 1), kv=kv_cache_bytes(config, new),
+        ))
+
+    device = jax.devices()[0]
+    print(f"# generate benchmark: preset {args.preset} (width {config.width}, {config.num_layers} layers, "
+          f"{''.join(k[0].upper() for k in config.layer_kinds)}, vocab {config.vocab_size}, "
+          f"window {config.attention_window_size}), fp32, {device.platform} x{os.cpu_count()} cores, "
+          f"reps {args.reps} (medians, interleaved)")
+    print(f"{'measure':44s} {'ours':>12s} {'reference':>12s} {'ours/ref':>9s}")
+    for r in results:
+        print(f"{r.name:44s} {r.ours:12.2f} {r.reference:12.2f} {r.ratio:9.2f}  {r.unit}")
+    print(f"\n{'new tokens':>10s} {'ours tok/s':>11s} {'ref tok/s':>10s} {'ours mem MiB':>13s} {'ref mem MiB':>12s} "
+          f"{'state MiB':>10s} {'transformer KV MiB':>19s}")
+    for row in rows:
+        print(f"{row['new']:10d} {row['ours_tps']:11.1f} {row['ref_tps']:10.1f} {row['ours_mem'] / 2**20:13.1f} "
+              f"{row['ref_mem'] / 2**20:12.1f} {row['state'] / 2**20:10.2f} {row['kv'] / 2**20:19.1f}")
+    if args.plot:
+        _plot(rows, args.plot, args.preset)
+        print(f"\nplot written to {args.plot}")
+    return 0
+
+
+def _plot(rows: list[dict[str, float]], path: str, preset: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    new = [r["new"] for r in rows]
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4))
+    speed.plot(new, [r["ours_tps"] for r in rows], "o-", label="hybrid_seq Sampler")
+    speed.plot(new, [r["ref_tps"] for r in rows], "s--", label="reference Sampler")
+    speed.set(xscale="log", xlabel="generated tokens (batch 1)", ylabel="tokens/s", title=f"decode speed, {preset}")
+    memory.plot(new, [r["ours_mem"] / 2**20 for r in rows], "o-", label="hybrid_seq peak RSS rise")
+    memory.plot(new, [r["ref_mem"] / 2**20 for r in rows], "s--", label="reference peak RSS rise")
+    memory.plot(new, [r["state"] / 2**20 for r in rows], "-", label="our state (fixed)")
+    memory.plot(new, [r["kv"] / 2**20 for r in rows], ":", label="transformer KV cache, same width/depth")
+    memory.set(xscale="log", yscale="log", xlabel="generated tokens (batch 1)", ylabel="MiB", title="memory")
+    for ax in (speed, memory):
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="prefill/decode speed and memory: ours vs the reference Sampler")
+    parser.add_argument("--preset", default=PRESET)
+    parser.add_argument("--quick", action="store_true", help="smaller lengths (T 256/1024, up to 1024 new tokens)")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--plot", default="bench_generate.png", help="PNG path ('' to skip)")
+    parser.set_defaults(func=run)
