@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate")
+_SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

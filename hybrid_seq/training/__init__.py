@@ -1,7 +1,7 @@
 """Training and fine-tuning: loss, the papers' optimizer recipe, the train step, a small trainer, data and synthetic tasks."""
 
 from hybrid_seq.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from hybrid_seq.training.data import Batch, ByteTokenizer, TextDataset, pack_documents, shift_for_next_token
+from hybrid_seq.training.data import Batch, TextDataset, pack_documents, shift_for_next_token
 from hybrid_seq.training.loss import LossTerms, cast_floating, loss_terms, next_token_loss
 from hybrid_seq.training.optim import OptimConfig, decay_mask, decayed_paths, make_optimizer, warmup_cosine
 from hybrid_seq.training.step import StepConfig, StepMetrics, make_eval_step, make_train_step
@@ -11,7 +11,6 @@ from hybrid_seq.training.trainer import Trainer, TrainerConfig, TrainState
 __all__ = [
     "MQAR",
     "Batch",
-    "ByteTokenizer",
     "InductionHeads",
     "LossTerms",
     "OptimConfig",

@@ -6,7 +6,6 @@ step index (and its own seed): resuming at step `s` then needs nothing but `s`.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 from typing import Protocol, runtime_checkable
 
@@ -15,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Int
 
-PAD_ID, EOS_ID, BOS_ID = 0, 1, 2
+from hybrid_seq.sampling.tokenizer import ByteTokenizer
 
 
 class Batch(eqx.Module):
@@ -73,54 +72,11 @@ def pack_documents(documents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return tokens, positions
 
 
-@dataclasses.dataclass(frozen=True)
-class ByteTokenizer:
-    """Bytes as tokens: ids 0/1/2 are pad/eos/bos (Gemma's convention), byte `b` is id `b + 3`; vocab 259."""
-
-    pad_id: int = PAD_ID
-    eos_id: int = EOS_ID
-    bos_id: int = BOS_ID
-    vocab_size: int = 259
-
-    def encode(self, text: str) -> list[int]:
-        return [b + 3 for b in text.encode("utf-8")]
-
-    def decode(self, ids: list[int]) -> str:
-        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
-
-
-@dataclasses.dataclass(frozen=True)
-class SentencePieceTokenizer:
-    """A SentencePiece model file, exposing the same `encode`/`decode`/ids as `ByteTokenizer`."""
-
-    path: str
-
-    def _processor(self):
-        import sentencepiece
-
-        return sentencepiece.SentencePieceProcessor(model_file=self.path)
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self._processor().vocab_size())
-
-    @property
-    def bos_id(self) -> int:
-        return int(self._processor().bos_id())
-
-    @property
-    def eos_id(self) -> int:
-        return int(self._processor().eos_id())
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._processor().encode(text))
-
-    def decode(self, ids: list[int]) -> str:
-        return self._processor().decode(ids)
-
-
 class TextDataset:
-    """A text file tokenised (SentencePiece or bytes), packed into rows of `seq_len` tokens.
+    """A text file tokenised, packed into rows of `seq_len` tokens.
+
+`tokenizer` is a `hybrid_seq.Tokenizer` (SentencePiece) or, by default,
+`hybrid_seq.sampling.ByteTokenizer` (UTF-8 bytes plus specials, vocabulary 261).
 
     Documents are separated by blank lines; each becomes `bos + text + eos` with positions
     restarting at 0. The stream is cut into non-overlapping windows of `seq_len + 1`

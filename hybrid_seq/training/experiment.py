@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import sys
 import time
-from typing import TextIO
 
 import jax
 
@@ -33,16 +31,16 @@ class ExperimentConfig:
 
     task: str = "mqar"
     patterns: tuple[str, ...] = ("R:3", "RRA:3", "A:3")
-    width: int = 64
+    width: int = 32
     num_heads: int = 2
     mlp_expansion: int = 2
     vocab_size: int = 64
     seq_len: int = 64
-    num_pairs: int = 8
+    num_pairs: int = 12
     attention_window: int | None = None
-    steps: int = 600
+    steps: int = 800
     batch_size: int = 32
-    peak_lr: float = 1e-2
+    peak_lr: float = 5e-3
     warmup_steps: int = 50
     eval_every: int = 50
     eval_batch_size: int = 256
@@ -68,7 +66,7 @@ def _config(cfg: ExperimentConfig, pattern: str, mlp_width: int) -> ModelConfig:
 
 
 def matched_configs(cfg: ExperimentConfig) -> dict[str, ModelConfig]:
-    """One ModelConfig per pattern, MLP widths chosen so total parameters match the reference pattern's as closely as possible.
+    """One ModelConfig per pattern, MLP width chosen so total parameters match the reference pattern's as closely as possible.
 
     The reference is the first pattern containing both kinds of block (else the first).
     """
@@ -78,9 +76,10 @@ def matched_configs(cfg: ExperimentConfig) -> dict[str, ModelConfig]:
     target = param_count(_config(cfg, reference, base)).total
     configs = {}
     for pattern in cfg.patterns:
-        candidates = range(max(1, base // 4), 4 * base + 1)
-        best = min(candidates, key=lambda e: (abs(param_count(_config(cfg, pattern, e)).total - target), abs(e - base)))
-        configs[pattern] = _config(cfg, pattern, best)
+        # The count is affine in the MLP width (three E-sized projections per layer): solve for E, then round.
+        at_base = param_count(_config(cfg, pattern, base)).total
+        slope = param_count(_config(cfg, pattern, base + 1)).total - at_base
+        configs[pattern] = _config(cfg, pattern, max(1, base + round((target - at_base) / slope)))
     return configs
 
 
@@ -89,7 +88,7 @@ def run_name(pattern: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in pattern)
 
 
-def run_experiment(cfg: ExperimentConfig, *, stream: TextIO | None = sys.stdout) -> dict:
+def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True) -> dict:
     """Train every pattern; write metrics, summary and plot into `cfg.out`; return the summary."""
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +100,8 @@ def run_experiment(cfg: ExperimentConfig, *, stream: TextIO | None = sys.stdout)
     results = {}
     for pattern, model_config in configs.items():
         counts = param_count(model_config)
-        if stream is not None:
-            print(f"== {pattern}: {counts.total:,} parameters (MLP width {model_config.mlp_expanded_width})", file=stream, flush=True)
+        if verbose:
+            print(f"== {pattern}: {counts.total:,} parameters (MLP width {model_config.mlp_expanded_width})", flush=True)
         model = Model(model_config, key=jax.random.PRNGKey(cfg.seed))
         trainer = Trainer(
             model,
@@ -119,7 +118,7 @@ def run_experiment(cfg: ExperimentConfig, *, stream: TextIO | None = sys.stdout)
             eval_data=eval_task,
             schedule=optim.schedule(),
             record={"pattern": pattern},
-            stream=stream,
+            verbose=verbose,
         )
         start = time.perf_counter()
         trainer.run()
@@ -136,8 +135,8 @@ def run_experiment(cfg: ExperimentConfig, *, stream: TextIO | None = sys.stdout)
     summary = {"config": dataclasses.asdict(cfg), "results": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_accuracy(curves, out / "accuracy.png", title=_title(cfg))
-    if stream is not None:
-        print(format_summary(summary), file=stream, flush=True)
+    if verbose:
+        print(format_summary(summary), flush=True)
     return summary
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import sys
 import time
-from typing import Any, TextIO
+from typing import Any
 
 import equinox as eqx
 import optax
@@ -66,12 +65,12 @@ class Trainer:
         eval_data: DataSource | None = None,
         schedule: optax.Schedule | None = None,
         record: dict | None = None,
-        stream: TextIO | None = sys.stdout,
+        verbose: bool = True,
     ):
         self.optimizer, self.train_data, self.eval_data = optimizer, train_data, eval_data
         self.config, self.step_config, self.schedule = config, step_config, schedule
         self.record = dict(record or {})
-        self.stream = stream
+        self.verbose = verbose
         self.state = TrainState(model, optimizer.init(eqx.filter(model, eqx.is_inexact_array)), 0)
         self._train_step = make_train_step(optimizer, step_config)
         self._eval_step = make_eval_step(step_config)
@@ -86,8 +85,8 @@ class Trainer:
         return None if self.out_dir is None else self.out_dir / "checkpoints" / self.config.name
 
     def _say(self, text: str) -> None:
-        if self.stream is not None:
-            print(text, file=self.stream, flush=True)
+        if self.verbose:
+            print(text, flush=True)
 
     def _log(self, entry: dict) -> None:
         if self.metrics_path is not None:
