@@ -100,6 +100,12 @@ def place(value: Any, *, dtype: Any, sharding: jax.sharding.Sharding | None) -> 
     )
 
 
+def leaf_shapes(config: ModelConfig) -> dict[tuple[str | int, ...], tuple[int, ...]]:
+    """Our leaf paths (`leaf_path` form, in flattening order) and their shapes for `config`, without allocating."""
+    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0)))
+    return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(skeleton)[0]}
+
+
 def build_model(
     config: ModelConfig,
     fetch: Callable[[tuple[str | int, ...]], Any],
@@ -198,4 +204,4 @@ def to_flax_params(model: Model) -> dict[str, Any]:
     return tree
 
 
-__all__ = ["ShardingSpec", "build_model", "from_flax_params", "matching_preset", "model_from_leaves", "place", "resolve_config", "to_flax_params"]
+__all__ = ["ShardingSpec", "build_model", "leaf_shapes", "from_flax_params", "matching_preset", "model_from_leaves", "place", "resolve_config", "to_flax_params"]

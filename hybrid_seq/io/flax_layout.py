@@ -110,11 +110,21 @@ def unwrap_params(tree: Mapping[str, Any]) -> Mapping[str, Any]:
     return tree
 
 
+class MissingParameter(KeyError):
+    """A Flax parameter absent from a tree; `path` is the full path asked for."""
+
+    def __init__(self, message: str, path: FlaxPath):
+        super().__init__(message)
+        self.path = path
+
+
 def get_path(tree: Mapping[str, Any], path: FlaxPath) -> Any:
     node: Any = tree
     for depth, name in enumerate(path):
         if not isinstance(node, Mapping) or name not in node:
-            raise KeyError(f"parameter {'/'.join(path)} is missing (no {name!r} under {'/'.join(path[:depth]) or 'root'})")
+            raise MissingParameter(
+                f"parameter {'/'.join(path)} is missing (no {name!r} under {'/'.join(path[:depth]) or 'root'})", path
+            )
         node = node[name]
     return node
 
@@ -131,16 +141,17 @@ def infer_architecture(tree: Mapping[str, Any]) -> dict[str, Any]:
     found: dict[str, dict[int, Any]] = {"mlp_expanded_width": {}, "num_heads": {}, "lru_width": {}}
     while f"blocks.{len(kinds)}" in tree:
         layer = len(kinds)
-        block = tree[f"blocks.{layer}"]
-        found["mlp_expanded_width"][layer] = get_path(block, ("mlp_block", "ffw_up", "w")).shape[-1]
+        name = f"blocks.{layer}"
+        block = tree[name]
+        found["mlp_expanded_width"][layer] = get_path(tree, (name, "mlp_block", "ffw_up", "w")).shape[-1]
         if "recurrent_block" in block:
             kinds.append("recurrent")
-            heads, block_width, _ = get_path(block, ("recurrent_block", "rg_lru", "a_gate", "w")).shape
+            heads, block_width, _ = get_path(tree, (name, "recurrent_block", "rg_lru", "a_gate", "w")).shape
             found["num_heads"][layer] = heads
             found["lru_width"][layer] = heads * block_width
         elif "attention_block" in block:
             kinds.append("attention")
-            head_dim = get_path(block, ("attention_block", "proj_k", "kernel")).shape[1]
+            head_dim = get_path(tree, (name, "attention_block", "proj_k", "kernel")).shape[1]
             found["num_heads"][layer] = width // head_dim
         else:
             raise ValueError(f"blocks.{layer} has neither a recurrent_block nor an attention_block: {sorted(block)}")

@@ -17,6 +17,7 @@ Differences handled here (reference-facts §9.2):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import jax
 import numpy as np
 
 from hybrid_seq.config import ModelConfig
+from hybrid_seq.io.flax import leaf_shapes
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.io.source import LayoutSource, insert, shape_struct
@@ -251,24 +253,35 @@ def hf_config(config: ModelConfig, dtype: Any) -> dict[str, Any]:
     }
 
 
-def save_huggingface(model: Model, directory: Path) -> None:
-    """Write `model` into the (existing, empty) `directory` as a HuggingFace RecurrentGemma checkpoint."""
-    config = model.config
-    header = hf_config(config, model.dtype)
-    entries, values = [], {}
-    for key_path, value in jax.tree_util.tree_flatten_with_path(model)[0]:
-        where = flax_leaf(config, leaf_path(key_path))
-        name, transform = hf_name(where)
-        entries.append((name, _hf_shape(tuple(value.shape), transform), value.dtype))
-        values[name] = (value, transform)
-    order = sorted(entries, key=lambda entry: entry[0])
+def hf_tensors(config: ModelConfig) -> dict[str, tuple[tuple[str | int, ...], str]]:
+    """For each HF tensor name of `config`: our leaf path and the transform from our layout."""
+    out = {}
+    for path in leaf_shapes(config):
+        name, transform = hf_name(flax_leaf(config, path))
+        out[name] = (path, transform)
+    return dict(sorted(out.items()))
+
+
+def write_huggingface(
+    config: ModelConfig, directory: Path, leaf: Callable[[tuple[str | int, ...]], np.ndarray], dtype: Any
+) -> None:
+    """Write an HF checkpoint of `config` into `directory`, streaming `leaf(path)` (our layout) tensor by tensor."""
+    header = hf_config(config, dtype)
+    shapes = leaf_shapes(config)
+    tensors = hf_tensors(config)
     write_safetensors(
         directory / _WEIGHTS,
-        order,
-        lambda name: _to_hf(np.asarray(values[name][0]), values[name][1]),
+        [(name, _hf_shape(shapes[path], transform), dtype) for name, (path, transform) in tensors.items()],
+        lambda name: _to_hf(leaf(tensors[name][0]), tensors[name][1]),
         metadata={"format": "pt"},
     )
     (directory / "config.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
 
 
-__all__ = ["hf_config", "hf_name", "huggingface_source", "save_huggingface"]
+def save_huggingface(model: Model, directory: Path) -> None:
+    """Write `model` into the (existing, empty) `directory` as a HuggingFace RecurrentGemma checkpoint."""
+    values = {leaf_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
+    write_huggingface(model.config, directory, lambda path: np.asarray(values[path]), model.dtype)
+
+
+__all__ = ["hf_config", "hf_name", "hf_tensors", "huggingface_source", "save_huggingface", "write_huggingface"]

@@ -8,10 +8,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from hybrid_seq.io.flax import matching_preset
+from hybrid_seq.io.flax import leaf_shapes, matching_preset
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.loading import layout_source
-from hybrid_seq.io.native import eqx_shapes, read_config
+from hybrid_seq.io.native import read_config
 from hybrid_seq.io.safetensors_file import SafetensorsReader
 from hybrid_seq.pattern import parse_pattern
 
@@ -30,7 +30,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         reader = SafetensorsReader.from_directory(path, "model.safetensors")
         architecture = config.to_dict()
         dtype = str(reader.dtypes.get("embedder.weight", "unknown"))
-        sizes = [int(np.prod(shape)) for shape in eqx_shapes(config).values()]
+        sizes = [int(np.prod(shape)) for shape in leaf_shapes(config).values()]
         tensors = len(reader.shapes)
         inferred = {
             "vocab_size": config.vocab_size, "width": config.width, "mlp_expanded_width": config.mlp_expanded_width,

@@ -8,16 +8,16 @@ exactly.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
 import numpy as np
 
 from hybrid_seq import presets
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.flax import ShardingSpec, build_model, dotted
+from hybrid_seq.io.flax import ShardingSpec, build_model, dotted, leaf_shapes
 from hybrid_seq.io.flax_layout import leaf_path
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.model import Model
@@ -56,7 +56,7 @@ def load_native(
         _check_preset(config, preset, directory / "config.json")
     reader = SafetensorsReader.from_directory(directory, WEIGHTS)
     label = f"{directory} ({FORMAT})"
-    skeleton = eqx_shapes(config)
+    skeleton = leaf_shapes(config)
     expected = {dotted(path) for path in skeleton}
     extra = sorted(set(reader.shapes) - expected)
     if extra:
@@ -83,22 +83,24 @@ def _check_preset(config: ModelConfig, preset: str, file: Path) -> None:
             )
 
 
-def eqx_shapes(config: ModelConfig) -> dict[tuple[str | int, ...], tuple[int, ...]]:
-    """Our leaf paths and shapes for `config`, without allocating."""
-    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0)))
-    return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(skeleton)[0]}
+def write_native(
+    config: ModelConfig, directory: Path, leaf: Callable[[tuple[str | int, ...]], np.ndarray], dtype: Any
+) -> None:
+    """Write `config` and its weights into `directory`, streaming `leaf(path)` tensor by tensor."""
+    paths = {dotted(path): (path, shape) for path, shape in leaf_shapes(config).items()}
+    write_safetensors(
+        directory / WEIGHTS,
+        [(name, shape, dtype) for name, (_, shape) in sorted(paths.items())],
+        lambda name: leaf(paths[name][0]),
+        metadata={"format": FORMAT},
+    )
+    (directory / "config.json").write_text(config.to_json() + "\n")
 
 
 def save_native(model: Model, directory: Path) -> None:
     """Write `model` into the (existing, empty) `directory` in our format."""
-    values = {dotted(leaf_path(p)): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
-    write_safetensors(
-        directory / WEIGHTS,
-        [(name, tuple(v.shape), v.dtype) for name, v in sorted(values.items())],
-        lambda name: np.asarray(values[name]),
-        metadata={"format": FORMAT},
-    )
-    (directory / "config.json").write_text(model.config.to_json() + "\n")
+    values = {leaf_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
+    write_native(model.config, directory, lambda path: np.asarray(values[path]), model.dtype)
 
 
 def read_json(file: Path) -> dict[str, Any]:

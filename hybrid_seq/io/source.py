@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from hybrid_seq.io.flax import ShardingSpec, model_from_leaves, resolve_config
-from hybrid_seq.io.flax_layout import FlaxLeaf, infer_architecture
+from hybrid_seq.io.flax_layout import FlaxLeaf, MissingParameter, infer_architecture
 from hybrid_seq.model import Model
 
 
@@ -51,8 +51,17 @@ class LayoutSource:
         """The config fields that the tensor shapes determine."""
         try:
             return infer_architecture(self.shapes)
-        except KeyError as error:
-            raise ValueError(f"{self.path}: {error.args[0]}") from None
+        except MissingParameter as error:
+            raise ValueError(f"{self.path}: tensor {self._file_name(error.path)} is missing") from None
+
+    def _file_name(self, path: tuple[str, ...]) -> str:
+        """The file's name for the Flax leaf at `path` (its first slice for the shared `ffw_up`)."""
+        for index in (None, (0,), (0, 0, 0)):
+            try:
+                return self.name(FlaxLeaf(path, index))
+            except KeyError:
+                continue
+        return "/".join(path)
 
 
 def shape_struct(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
