@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 import hybrid_seq
+import hybrid_seq.io
 from hybrid_seq.sampling import END_OF_TURN, ByteTokenizer, format_chat
 from hybrid_seq.training import OptimConfig, StepConfig, Trainer, TrainerConfig, make_optimizer, shift_for_next_token
 
