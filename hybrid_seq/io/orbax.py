@@ -55,6 +55,7 @@ def orbax_source(directory: Path) -> LayoutSource:
     wrapped = isinstance(tree, Mapping) and set(tree) == {"params"}
     shapes = _map(unwrap_params(tree), lambda leaf: shape_struct(leaf.shape, leaf.dtype))
     restored: dict[str, Any] = {}
+    uses: dict[tuple[str, ...], int] = {}
 
     def fetch(where: FlaxLeaf) -> np.ndarray:
         if not restored:
@@ -67,6 +68,9 @@ def orbax_source(directory: Path) -> LayoutSource:
             value = get_path(restored, where.path)
         except KeyError as error:
             raise ValueError(f"{directory}: {error.args[0]}") from None
+        uses[where.path] = uses.get(where.path, 0) + 1
+        if uses[where.path] == (1 if where.index is None else 2):
+            del get_path(restored, where.path[:-1])[where.path[-1]]
         return value if where.index is None else value[where.index]
 
     def name(where: FlaxLeaf) -> str:
