@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = presets.get(args.preset)
     model = Model(config, key=jax.random.key(0))
-    params = to_flax_params(model)
+    params = jax.tree_util.tree_map(jnp.copy, to_flax_params(model))  # own buffers: our step donates the model's
     optim = OptimConfig(warmup_steps=10, total_steps=1000)
     ours_opt = make_optimizer(optim)
     ref_opt = make_optimizer(optim, mask=flax_decay_mask)
