@@ -77,8 +77,8 @@ class Model(eqx.Module):
 
     def __call__(
         self,
-        tokens: Int[Array, "B T"],
-        positions: Int[Array, "B T"],
+        tokens: Int[Array | np.ndarray, "B T"],
+        positions: Int[Array | np.ndarray, "B T"],
         cache: Cache | None = None,
         *,
         checkpoint_blocks: bool = False,

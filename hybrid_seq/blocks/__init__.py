@@ -10,6 +10,7 @@ from typing import Any
 
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.attention import AttentionState, LocalAttention, apply_rope
 from hybrid_seq.blocks.conv1d import Conv1D
@@ -25,7 +26,7 @@ from hybrid_seq.config import require_divisible
 from hybrid_seq.pattern import register_temporal_block
 
 
-def _build_recurrent(config: Any, *, key: PRNGKeyArray, dtype: jnp.dtype) -> RecurrentBlock:
+def _build_recurrent(config: Any, *, key: PRNGKeyArray, dtype: DTypeLike) -> RecurrentBlock:
     return RecurrentBlock(
         config.width,
         config.resolved_lru_width,
@@ -41,7 +42,7 @@ def _validate_recurrent(config: Any) -> None:
     require_divisible(config, "lru_width", config.resolved_lru_width)
 
 
-def _build_attention(config: Any, *, key: PRNGKeyArray, dtype: jnp.dtype) -> LocalAttention:
+def _build_attention(config: Any, *, key: PRNGKeyArray, dtype: DTypeLike) -> LocalAttention:
     return LocalAttention(
         config.width,
         config.num_heads,

@@ -7,7 +7,9 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.temporal import AbstractTemporalBlock
@@ -74,7 +76,7 @@ class LocalAttention(AbstractTemporalBlock):
         final_init_scale: float = 1.0,
         block_size: int | None = None,
         key: PRNGKeyArray,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
     ):
         if width % num_heads:
             raise ValueError(f"width={width} is not divisible by num_heads={num_heads}")
@@ -94,7 +96,7 @@ class LocalAttention(AbstractTemporalBlock):
     def head_dim(self) -> int:
         return self.proj_k.weight.shape[1]
 
-    def init_state(self, batch_size: int, dtype: jnp.dtype) -> AttentionState:
+    def init_state(self, batch_size: int, dtype: DTypeLike) -> AttentionState:
         empty = jnp.zeros((batch_size, self.window_size, self.head_dim), dtype)
         return AttentionState(
             keys=empty, values=empty, num_tokens=jnp.int32(0), doc_start=jnp.zeros((batch_size,), jnp.int32)
@@ -118,13 +120,11 @@ class LocalAttention(AbstractTemporalBlock):
         doc_start = jnp.maximum(state.doc_start[:, None], jax.lax.cummax(starts, axis=1))
 
         if length <= self.block_size:
-            if fresh:
-                keys, values, k_index = k, v, q_index
-            else:
-                keys = jnp.concatenate([state.keys.astype(k.dtype), k], axis=1)
-                values = jnp.concatenate([state.values.astype(v.dtype), v], axis=1)
-                k_index = jnp.concatenate([_ring_stream_index(n, window), q_index])
-            encoded = _attend(q, keys, values, _visible(q_index, k_index, doc_start, window))
+            parts = [(k, v, _visible(q_index, q_index, doc_start, window))]
+            if not fresh:
+                ring_visible = _visible(q_index, _ring_stream_index(n, window), doc_start, window)
+                parts.insert(0, (state.keys.astype(k.dtype), state.values.astype(v.dtype), ring_visible))
+            encoded = _attend(q, parts)
         else:
             if fresh:
                 keys, values, k_index = k, v, q_index
@@ -155,12 +155,24 @@ def _visible(
 
 
 def _attend(
-    q: Float[Array, "B T H K"], k: Float[Array, "B S K"], v: Float[Array, "B S K"], visible: Bool[Array, "B T S"]
+    q: Float[Array, "B T H K"],
+    parts: list[tuple[Float[Array, "B _S K"], Float[Array, "B _S K"], Bool[Array, "B T _S"]]],
 ) -> Float[Array, "B T H K"]:
-    logits = jnp.einsum("bthd,bsd->bhts", q, k) * q.shape[-1] ** -0.5
-    logits = jnp.where(visible[:, None], logits, MASKED_LOGIT).astype(jnp.float32)
-    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    return jnp.einsum("bhts,bsd->bthd", probs, v)
+    """Softmax attention over the keys of all `parts` (keys, values, visibility) together.
+
+    Only the logits are concatenated, never the keys or values, so decoding against the
+    ring buffer does not copy it.
+    """
+    logits = [
+        jnp.where(visible[:, None], jnp.einsum("bthd,bsd->bhts", q, k) * q.shape[-1] ** -0.5, MASKED_LOGIT)
+        for k, _, visible in parts
+    ]
+    probs = jax.nn.softmax(jnp.concatenate(logits, axis=-1).astype(jnp.float32), axis=-1)
+    probs = probs.astype(parts[0][1].dtype)
+    splits = np.cumsum([k.shape[1] for k, _, _ in parts])[:-1]
+    return sum(
+        jnp.einsum("bhts,bsd->bthd", p, v) for p, (_, v, _) in zip(jnp.split(probs, splits, axis=-1), parts)
+    )
 
 
 def _blockwise_attend(
@@ -197,7 +209,7 @@ def _blockwise_attend(
         )
         qi = jax.lax.dynamic_slice_in_dim(q_index, start, block)
         kj = jax.lax.dynamic_slice_in_dim(k_index, prefix + start, block + window)
-        return _attend(take_q(q), take_k(k), take_k(v), _visible(qi, kj, take_q(doc_start), window))
+        return _attend(take_q(q), [(take_k(k), take_k(v), _visible(qi, kj, take_q(doc_start), window))])
 
     encoded = jax.lax.map(one_block, jnp.arange(num_blocks, dtype=jnp.int32) * block)
     encoded = jnp.moveaxis(encoded, 0, 1).reshape(batch, num_blocks * block, *q.shape[2:])

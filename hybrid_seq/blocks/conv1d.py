@@ -5,6 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.numerics import promote, variance_scaling
 
@@ -23,7 +24,7 @@ class Conv1D(eqx.Module):
     weight: Float[Array, "K L"]
     bias: Float[Array, " L"]
 
-    def __init__(self, width: int, temporal_width: int = 4, *, key: PRNGKeyArray, dtype: jnp.dtype = jnp.float32):
+    def __init__(self, width: int, temporal_width: int = 4, *, key: PRNGKeyArray, dtype: DTypeLike = jnp.float32):
         self.weight = variance_scaling(key, (temporal_width, width), temporal_width, 0.01, dtype)
         self.bias = jnp.zeros((width,), dtype)
 
@@ -31,7 +32,7 @@ class Conv1D(eqx.Module):
     def temporal_width(self) -> int:
         return self.weight.shape[0]
 
-    def init_state(self, batch_size: int, dtype: jnp.dtype) -> Float[Array, "B K1 L"]:
+    def init_state(self, batch_size: int, dtype: DTypeLike) -> Float[Array, "B K1 L"]:
         return jnp.zeros((batch_size, self.temporal_width - 1, self.weight.shape[1]), dtype)
 
     def __call__(

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.numerics import promote, variance_scaling
 
@@ -27,7 +28,7 @@ class Embedder(eqx.Module):
         *,
         scale_by_sqrt_dim: bool,
         key: jax.Array,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
     ):
         self.weight = variance_scaling(key, (vocab_size, width), width, 1.0, dtype)
         self.scale_by_sqrt_dim = scale_by_sqrt_dim

@@ -5,6 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.numerics import promote, variance_scaling
 
@@ -26,7 +27,7 @@ class Linear(eqx.Module):
         use_bias: bool,
         key: PRNGKeyArray,
         init_scale: float = 1.0,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
     ):
         self.weight = variance_scaling(key, (in_features, out_features), in_features, init_scale, dtype)
         self.bias = jnp.zeros((out_features,), dtype) if use_bias else None
@@ -50,7 +51,7 @@ class BlockDiagonalLinear(eqx.Module):
     weight: Float[Array, "H N N"]
     bias: Float[Array, "H N"]
 
-    def __init__(self, width: int, num_blocks: int, *, key: PRNGKeyArray, dtype: jnp.dtype = jnp.float32):
+    def __init__(self, width: int, num_blocks: int, *, key: PRNGKeyArray, dtype: DTypeLike = jnp.float32):
         if width % num_blocks:
             raise ValueError(f"width={width} is not divisible by num_blocks={num_blocks}")
         n = width // num_blocks

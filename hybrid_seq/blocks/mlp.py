@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.linear import Linear
 
@@ -29,7 +30,7 @@ class GatedMLP(eqx.Module):
         *,
         final_init_scale: float,
         key: PRNGKeyArray,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
     ):
         k_gate, k_up, k_down = jax.random.split(key, 3)
         self.gate = Linear(width, expanded_width, use_bias=True, init_scale=0.5, key=k_gate, dtype=dtype)

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.numerics import promote
 
@@ -20,7 +21,7 @@ class RMSNorm(eqx.Module):
     scale: Float[Array, " D"]
     eps: float = eqx.field(static=True)
 
-    def __init__(self, width: int, *, eps: float = 1e-6, dtype: jnp.dtype = jnp.float32):
+    def __init__(self, width: int, *, eps: float = 1e-6, dtype: DTypeLike = jnp.float32):
         self.scale = jnp.zeros((width,), dtype)
         self.eps = eps
 

@@ -13,6 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
+from jax.typing import DTypeLike
 
 
 def promote(*arrays: Array) -> tuple[Array, ...]:
@@ -22,7 +23,7 @@ def promote(*arrays: Array) -> tuple[Array, ...]:
 
 
 def variance_scaling(
-    key: PRNGKeyArray, shape: tuple[int, ...], fan_in: int, scale: float, dtype: jnp.dtype
+    key: PRNGKeyArray, shape: tuple[int, ...], fan_in: int, scale: float, dtype: DTypeLike
 ) -> Array:
     """Untruncated normal with std `sqrt(scale / fan_in)` (JAX's `variance_scaling`, fan_in, normal)."""
     std = math.sqrt(scale / fan_in)

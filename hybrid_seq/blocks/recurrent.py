@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.linear import Linear
@@ -38,7 +39,7 @@ class RecurrentBlock(AbstractTemporalBlock):
         conv1d_temporal_width: int = 4,
         final_init_scale: float = 1.0,
         key: PRNGKeyArray,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
         scan_backend: str = "auto",
     ):
         k_y, k_x, k_conv, k_lru, k_out = jax.random.split(key, 5)
@@ -50,7 +51,7 @@ class RecurrentBlock(AbstractTemporalBlock):
             lru_width, width, use_bias=True, init_scale=final_init_scale, key=k_out, dtype=dtype
         )
 
-    def init_state(self, batch_size: int, dtype: jnp.dtype) -> RecurrentState:
+    def init_state(self, batch_size: int, dtype: DTypeLike) -> RecurrentState:
         return RecurrentState(
             rg_lru=self.rg_lru.init_state(batch_size),
             conv1d=self.conv_1d.init_state(batch_size, dtype),

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
+from jax.typing import DTypeLike
 
 from hybrid_seq import scan as scan_lib
 from hybrid_seq.blocks.linear import BlockDiagonalLinear
@@ -39,7 +40,7 @@ sqrt_bound_derivative.defvjp(_sqrt_fwd, _sqrt_bwd)
 
 
 def init_a_param(
-    key: PRNGKeyArray, width: int, dtype: jnp.dtype, min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS
+    key: PRNGKeyArray, width: int, dtype: DTypeLike, min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS
 ) -> Float[Array, " L"]:
     """`a_param` such that `exp(-softplus(a_param))` is uniform in area on the ring [min_radius, max_radius]."""
     u = jax.random.uniform(key, (width,), jnp.float32)
@@ -68,7 +69,7 @@ class RGLRU(eqx.Module):
         num_heads: int,
         *,
         key: PRNGKeyArray,
-        dtype: jnp.dtype = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
         scan_backend: str = "auto",
     ):
         k_a, k_input, k_gate = jax.random.split(key, 3)

@@ -8,6 +8,7 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
+from jax.typing import DTypeLike
 
 
 class AbstractTemporalBlock(eqx.Module):
@@ -26,6 +27,6 @@ class AbstractTemporalBlock(eqx.Module):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def init_state(self, batch_size: int, dtype: jnp.dtype) -> Any:
+    def init_state(self, batch_size: int, dtype: DTypeLike) -> Any:
         """An empty state (as if nothing had been seen) for `batch_size` rows."""
         raise NotImplementedError

@@ -61,6 +61,21 @@ def positions(draw, batch: int, length: int, max_documents: int = 3):
     return np.stack(rows)
 
 
+@st.composite
+def padded_positions(draw, batch: int, length: int, max_documents: int = 3):
+    """Like `positions`, but each row may be left-padded: `-1` before its first document."""
+    rows = draw(positions(batch, length, max_documents))
+    for row in rows:
+        pad = draw(st.integers(0, length - 1))
+        if pad:
+            tail = row[pad:]
+            starts = np.flatnonzero(tail == 0)
+            first = starts[0] if starts.size else len(tail)
+            tail[:first] = np.arange(first)
+            row[:pad] = -1
+    return rows
+
+
 def decay_with_resets(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Zero the decay at document starts (``pos == 0``) so the state resets there."""
     return np.where(pos[..., None] == 0, 0.0, a).astype(a.dtype)
