@@ -8,10 +8,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from hybrid_seq.blocks import GatedMLP, ResidualBlock, RGLRU, RMSNorm
 from hybrid_seq.blocks.embed import Embedder
+from hybrid_seq.blocks.stack import LayerStack
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.pattern import temporal_kind
 
@@ -34,7 +36,7 @@ class Model(eqx.Module):
     """
 
     embedder: Embedder
-    blocks: tuple[ResidualBlock, ...]
+    blocks: tuple[ResidualBlock | LayerStack, ...]
     final_norm: RMSNorm
     config: ModelConfig = eqx.field(static=True)
 
@@ -43,9 +45,15 @@ class Model(eqx.Module):
         config: ModelConfig,
         *,
         key: PRNGKeyArray,
-        dtype: Any = jnp.float32,
+        dtype: DTypeLike = jnp.float32,
         scan_backend: str = "auto",
+        scan_layers: bool = False,
     ):
+        """Random weights with the reference's initialisation.
+
+        `scan_layers=True` stacks the whole repeats of the pattern unit and runs them with
+        `lax.scan` (see `stack_layers`): same results, much faster compilation for deep models.
+        """
         keys = jax.random.split(key, config.num_layers + 1)
         self.config = config
         self.embedder = Embedder(
@@ -61,6 +69,8 @@ class Model(eqx.Module):
         self.final_norm = RMSNorm(config.width, dtype=dtype)
         if scan_backend != "auto":
             self.blocks = with_scan_backend(self.blocks, scan_backend)
+        if scan_layers:
+            self.blocks = _stacked(self.blocks, config)
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -70,6 +80,28 @@ class Model(eqx.Module):
     def init_cache(self, batch_size: int) -> Cache:
         """An empty cache for `batch_size` rows (activation entries in the model's dtype)."""
         return tuple(block.init_state(batch_size, self.dtype) for block in self.blocks)
+
+    @property
+    def layers_stacked(self) -> bool:
+        """Whether repeats of the pattern unit run as one `lax.scan` (see `stack_layers`)."""
+        return any(isinstance(block, LayerStack) for block in self.blocks)
+
+    def stack_layers(self) -> Model:
+        """The same model with the whole repeats of the pattern unit stacked and scanned over.
+
+        Leftover layers (26 layers of RRA leave RR) stay separate. The cache layout changes
+        with it: one stacked state per unit position for the stack, then one per leftover layer.
+        """
+        if self.layers_stacked:
+            return self
+        return eqx.tree_at(lambda m: m.blocks, self, _stacked(self.blocks, self.config))
+
+    def unstack_layers(self) -> Model:
+        """The same model with one block per layer (the layout checkpoints are written in)."""
+        blocks: list[ResidualBlock] = []
+        for block in self.blocks:
+            blocks.extend(block.to_blocks() if isinstance(block, LayerStack) else [block])
+        return eqx.tree_at(lambda m: m.blocks, self, tuple(blocks))
 
     def with_scan_backend(self, name: str) -> Model:
         """The same model (same weights) with every RG-LRU using the scan backend `name`."""
@@ -94,8 +126,11 @@ class Model(eqx.Module):
         x = self.embedder.encode(tokens)
         states = []
         for i, block in enumerate(self.blocks):
-            call = eqx.filter_checkpoint(block) if checkpoint_blocks else block
-            x, state = call(x, positions, None if cache is None else cache[i])
+            state = None if cache is None else cache[i]
+            if isinstance(block, LayerStack):
+                x, state = block(x, positions, state, checkpoint=checkpoint_blocks)
+            else:
+                x, state = (eqx.filter_checkpoint(block) if checkpoint_blocks else block)(x, positions, state)
             states.append(state)
         logits = self.embedder.decode(self.final_norm(x))
         cap = self.config.logits_soft_cap
@@ -118,6 +153,14 @@ def _residual_block(config: ModelConfig, kind: str, *, key: PRNGKeyArray, dtype:
             dtype=dtype,
         ),
     )
+
+
+def _stacked(blocks: tuple[ResidualBlock, ...], config: ModelConfig) -> tuple[ResidualBlock | LayerStack, ...]:
+    unit = len(config.block_pattern.unit)
+    whole = config.block_pattern.num_full_units * unit
+    if whole // unit < 2:
+        return blocks
+    return (LayerStack.from_blocks(list(blocks[:whole]), unit), *blocks[whole:])
 
 
 def with_scan_backend(tree: Any, name: str) -> Any:
@@ -159,23 +202,36 @@ def check_tokens(tokens: Any, positions: Any, vocab_size: int) -> tuple[Array, A
 
 def check_cache(model: Model, cache: Any, batch_size: int) -> None:
     """Raise a ValueError naming the first layer/field where `cache` does not fit `model` and the batch."""
-    if not isinstance(cache, tuple) or len(cache) != len(model.blocks):
+    names = _entry_names(model)
+    if not isinstance(cache, tuple) or len(cache) != len(names):
         got = f"{type(cache).__name__} of length {len(cache)}" if isinstance(cache, (tuple, list)) else repr(type(cache))
-        raise ValueError(f"cache must be a tuple with one state per layer ({len(model.blocks)}), got {got}")
+        raise ValueError(f"cache must be a tuple with one state per layer ({len(names)}), got {got}")
     expected = jax.eval_shape(lambda: model.init_cache(batch_size))
-    for layer, (want, got) in enumerate(zip(expected, cache)):
+    for name, want, got in zip(names, expected, cache):
         want_leaves, want_def = jax.tree_util.tree_flatten_with_path(want)
         got_leaves, got_def = jax.tree_util.tree_flatten_with_path(got)
         if want_def != got_def:
             raise ValueError(
-                f"cache layer {layer} ({model.config.layer_kinds[layer]}) has the wrong structure: "
-                f"expected {type(want).__name__}, got {type(got).__name__}"
+                f"cache {name} has the wrong structure: expected {type(want).__name__}, got {type(got).__name__}"
             )
         for (path, w), (_, g) in zip(want_leaves, got_leaves):
             if tuple(w.shape) != tuple(g.shape) or w.dtype != g.dtype:
-                field = jax.tree_util.keystr(path)
                 raise ValueError(
-                    f"cache layer {layer} ({model.config.layer_kinds[layer]}){field} does not fit this model and "
-                    f"batch size {batch_size}: expected {w.dtype}{list(w.shape)}, got {g.dtype}{list(g.shape)}"
+                    f"cache {name}{jax.tree_util.keystr(path)} does not fit this model and batch size {batch_size}: "
+                    f"expected {w.dtype}{list(w.shape)}, got {g.dtype}{list(g.shape)}"
                 )
 
+
+def _entry_names(model: Model) -> list[str]:
+    """How each entry of `model.blocks` (and so of its cache) is named in errors."""
+    kinds = model.config.layer_kinds
+    names, layer = [], 0
+    for block in model.blocks:
+        if isinstance(block, LayerStack):
+            count = block.repeats * len(block.unit)
+            names.append(f"layers {layer}-{layer + count - 1} (stacked {model.config.block_pattern.unit})")
+        else:
+            count = 1
+            names.append(f"layer {layer} ({kinds[layer]})")
+        layer += count
+    return names

@@ -144,3 +144,24 @@ def test_cache_for_another_batch_or_config_is_rejected(model) -> None:
     swapped = hs.Model(CONFIG.replace(block_pattern="ARR"), key=jax.random.key(0))
     with pytest.raises(ValueError, match="wrong structure"):
         model(tokens, positions, swapped.init_cache(2))
+
+
+def test_scan_over_layers_equals_unrolled_layers() -> None:
+    config = CONFIG.replace(block_pattern="RRA:8")
+    model = hs.Model(config, key=jax.random.key(2))
+    stacked = model.stack_layers()
+    assert stacked.layers_stacked and len(stacked.blocks) == 3  # one stack of 2 x RRA, then R, R
+    tokens, positions = inputs(2, 11)
+    want, want_cache = run(model, tokens, positions, None)
+    got, cache = run(stacked, tokens, positions, None)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    step, _ = run(stacked, tokens[:, :1], positions[:, :1] + 11, cache)
+    np.testing.assert_allclose(step, run(model, tokens[:, :1], positions[:, :1] + 11, want_cache)[0], atol=1e-5)
+    grads = eqx.filter_grad(lambda m: m(tokens, positions, checkpoint_blocks=True)[0].sum())(stacked)
+    assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
+    round_trip = stacked.unstack_layers()
+    for a, b in zip(jax.tree_util.tree_leaves(round_trip), jax.tree_util.tree_leaves(model)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"cache layers 0-5 \(stacked"):
+        stacked(tokens, positions, stacked.init_cache(3))
+    assert hs.Model(config, key=jax.random.key(2), scan_layers=True).layers_stacked

@@ -90,7 +90,7 @@ class LocalAttention(AbstractTemporalBlock):
         self.proj_final = Linear(width, width, use_bias=True, init_scale=final_init_scale, key=k_final, dtype=dtype)
         self.num_heads = num_heads
         self.window_size = window_size
-        self.block_size = block_size if block_size is not None else min(max(window_size, 128), 512)
+        self.block_size = block_size if block_size is not None else min(max(window_size // 32, 32), 256)
 
     @property
     def head_dim(self) -> int:
@@ -119,7 +119,8 @@ class LocalAttention(AbstractTemporalBlock):
         starts = jnp.where(positions == 0, q_index, -1)
         doc_start = jnp.maximum(state.doc_start[:, None], jax.lax.cummax(starts, axis=1))
 
-        if length <= self.block_size:
+        prefix = 0 if fresh else window
+        if prefix + length <= self.block_size + window:
             parts = [(k, v, _visible(q_index, q_index, doc_start, window))]
             if not fresh:
                 ring_visible = _visible(q_index, _ring_stream_index(n, window), doc_start, window)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_TARGETS = {"scan": "hybrid_seq.bench.scan", "generate": "hybrid_seq.bench.generate", "train": "hybrid_seq.bench.train"}
+_TARGETS = {
+    "forward": "hybrid_seq.bench.forward",
+    "scan": "hybrid_seq.bench.scan",
+    "generate": "hybrid_seq.bench.generate",
+    "train": "hybrid_seq.bench.train",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -185,6 +185,7 @@ def from_flax_params(
 
 def to_flax_params(model: Model) -> dict[str, Any]:
     """The reference's bare Flax parameter tree holding `model`'s weights."""
+    model = model.unstack_layers()
     groups: dict[tuple[str, ...], dict[tuple[int, ...], Any]] = defaultdict(dict)
     for path, value in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]:
         where = flax_leaf(model.config, leaf_path(path))

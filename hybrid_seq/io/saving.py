@@ -24,12 +24,13 @@ def save(model: Model, path: str | Path, *, format: str = "hybrid_seq", overwrit
 
     The checkpoint is built in a hidden sibling and renamed into place when complete, so
     on any failure nothing is left at `path`. An existing `path` is an error unless
-    `overwrite`.
+    `overwrite`. Checkpoints always hold one block per layer (see `Model.unstack_layers`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     if format == "huggingface":
         hf_config(model.config, model.dtype)
+    model = model.unstack_layers()
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as temporary:
         if format == "flax":

@@ -1,0 +1,146 @@
+"""Full-sequence forward of a whole model: ours vs DeepMind's reference, same weights.
+
+Each (implementation, length) runs in a fresh subprocess so that compile time and peak
+RSS belong to that call alone. Reported: compile time of the jitted forward, median run
+time (tokens/s), XLA's temporary buffer size for the compiled call, and the child's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+IMPLEMENTATIONS = ("ours", "reference")
+
+
+def _compiled_forward(which: str, preset: str, length: int) -> tuple[Any, tuple[Any, ...]]:
+    import equinox as eqx
+
+    import hybrid_seq as hs
+    from hybrid_seq.io import to_flax_params
+
+    config = hs.presets.get(preset)
+    model = hs.Model(config, key=jax.random.key(0))
+    tokens = jax.random.randint(jax.random.key(1), (1, length), 0, config.vocab_size, jnp.int32)
+    positions = jnp.arange(length, dtype=jnp.int32)[None]
+    if which == "ours":
+        params, static = eqx.partition(model, eqx.is_array)
+        fn = jax.jit(lambda p, t, s: eqx.combine(p, static)(t, s)[0])
+        return fn, (params, tokens, positions)
+    import recurrentgemma.jax as rg
+
+    reference = rg.Griffin(
+        rg.GriffinConfig(
+            vocab_size=config.vocab_size,
+            width=config.width,
+            mlp_expanded_width=config.mlp_expanded_width,
+            num_heads=config.num_heads,
+            lru_width=config.lru_width,
+            block_types=tuple(
+                rg.TemporalBlockType.RECURRENT if k == "recurrent" else rg.TemporalBlockType.ATTENTION
+                for k in config.layer_kinds
+            ),
+            embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
+            attention_window_size=config.attention_window_size,
+            logits_soft_cap=config.logits_soft_cap,
+        )
+    )
+    params = {"params": to_flax_params(model)}
+    fn = jax.jit(lambda p, t, s: reference.apply(p, t, s, return_cache=False)[0])
+    return fn, (params, tokens, positions)
+
+
+def measure(which: str, preset: str, length: int, reps: int) -> dict[str, Any]:
+    """Compile time, median run time, XLA temp bytes and peak RSS of one forward, in this process."""
+    fn, args = _compiled_forward(which, preset, length)
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    temp_bytes = compiled.memory_analysis().temp_size_in_bytes
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    run_s = statistics.median(times)
+    return {
+        "implementation": which,
+        "length": length,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "tokens_per_s": length / run_s,
+        "xla_temp_bytes": temp_bytes,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def _in_subprocess(which: str, preset: str, length: int, reps: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "hybrid_seq.bench.forward", "--child", which,
+               "--preset", preset, "--lengths", str(length), "--reps", str(reps)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{which} at T={length} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'impl':<10} {'T':>6} {'compile s':>10} {'run s':>8} {'tok/s':>9} {'XLA temp MiB':>13} {'peak RSS MiB':>13}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['implementation']:<10} {r['length']:>6} {r['compile_s']:>10.2f} {r['run_s']:>8.3f} "
+            f"{r['tokens_per_s']:>9.0f} {r['xla_temp_bytes'] / 2**20:>13.1f} {r['peak_rss_bytes'] / 2**20:>13.1f}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.child:
+        print(json.dumps(measure(args.child, args.preset, args.lengths[0], args.reps)))
+        return 0
+    implementations = [i for i in IMPLEMENTATIONS if i != "reference" or _has_reference()]
+    rows = [_in_subprocess(which, args.preset, length, args.reps) for length in args.lengths for which in implementations]
+    print(f"forward pass, preset {args.preset}, batch 1, fp32, {jax.devices()[0].platform}")
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out, indent=2)
+    return 0
+
+
+def _has_reference() -> bool:
+    try:
+        import recurrentgemma.jax  # noqa: F401
+    except ImportError:
+        print("reference not installed (pip install recurrentgemma): measuring ours only", file=sys.stderr)
+        return False
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="griffin-small", help="model preset (default: width 512, 6 layers RRA)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096], help="sequence lengths")
+    parser.add_argument("--reps", type=int, default=3, help="timed repetitions per measurement")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("forward", help="full-sequence forward: compile time, speed, memory vs the reference")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description=__doc__)
+    add_arguments(cli)
+    sys.exit(run(cli.parse_args()))
