@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from hybrid_seq.pattern import BlockPattern, PatternSpec, parse_pattern, temporal_kind
+from hybrid_seq.pattern import PatternSpec, parse_pattern, temporal_kind
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hybrid_seq.blocks import GatedMLP, ResidualBlock, RGLRU, RMSNorm
+from hybrid_seq.blocks import RGLRU, GatedMLP, ResidualBlock, RMSNorm
 from hybrid_seq.blocks.embed import Embedder
 from hybrid_seq.blocks.stack import LayerStack
 from hybrid_seq.config import ModelConfig

@@ -26,6 +26,7 @@ def _compiled_forward(which: str, preset: str, length: int) -> tuple[Any, tuple[
     import equinox as eqx
 
     import hybrid_seq as hs
+    from hybrid_seq.bench.reference import reference_griffin
     from hybrid_seq.io import to_flax_params
 
     config = hs.presets.get(preset)
@@ -36,24 +37,7 @@ def _compiled_forward(which: str, preset: str, length: int) -> tuple[Any, tuple[
         params, static = eqx.partition(model, eqx.is_array)
         fn = jax.jit(lambda p, t, s: eqx.combine(p, static)(t, s)[0])
         return fn, (params, tokens, positions)
-    import recurrentgemma.jax as rg
-
-    reference = rg.Griffin(
-        rg.GriffinConfig(
-            vocab_size=config.vocab_size,
-            width=config.width,
-            mlp_expanded_width=config.mlp_expanded_width,
-            num_heads=config.num_heads,
-            lru_width=config.lru_width,
-            block_types=tuple(
-                rg.TemporalBlockType.RECURRENT if k == "recurrent" else rg.TemporalBlockType.ATTENTION
-                for k in config.layer_kinds
-            ),
-            embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
-            attention_window_size=config.attention_window_size,
-            logits_soft_cap=config.logits_soft_cap,
-        )
-    )
+    reference = reference_griffin(config)
     params = {"params": to_flax_params(model)}
     fn = jax.jit(lambda p, t, s: reference.apply(p, t, s, return_cache=False)[0])
     return fn, (params, tokens, positions)

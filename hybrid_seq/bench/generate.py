@@ -20,7 +20,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from hybrid_seq.bench.reference import reference_griffin
 
 PRESET = "griffin-small"
 
@@ -93,19 +94,7 @@ def _setup(preset: str) -> dict[str, Any]:
     config = presets.get(preset)
     model = Model(config, key=jax.random.key(0), dtype=jnp.dtype(jnp.float32))
     params = to_flax_params(model)
-    kinds = {"recurrent": rg.TemporalBlockType.RECURRENT, "attention": rg.TemporalBlockType.ATTENTION}
-    ref_config = rg.GriffinConfig(
-        vocab_size=config.vocab_size,
-        width=config.width,
-        mlp_expanded_width=config.mlp_expanded_width,
-        num_heads=config.num_heads,
-        lru_width=config.lru_width,
-        block_types=tuple(kinds[k] for k in config.layer_kinds),
-        embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
-        attention_window_size=config.attention_window_size,
-        logits_soft_cap=config.logits_soft_cap,
-    )
-    ref_model = rg.Griffin(ref_config)
+    ref_model = reference_griffin(config)
     tokenizer = ByteTokenizer()
     return dict(
         config=config,

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hybrid_seq.bench.reference import reference_griffin
+
 PRESET = "griffin-small"
 
 
@@ -35,21 +37,7 @@ def flax_decay_mask(params: Any) -> Any:
 
 
 def _reference_model(config: Any, remat: bool) -> Any:
-    import recurrentgemma.jax as rg
-
-    kinds = {"recurrent": rg.TemporalBlockType.RECURRENT, "attention": rg.TemporalBlockType.ATTENTION}
-    ref_config = rg.GriffinConfig(
-        vocab_size=config.vocab_size,
-        width=config.width,
-        mlp_expanded_width=config.mlp_expanded_width,
-        num_heads=config.num_heads,
-        lru_width=config.lru_width,
-        block_types=tuple(kinds[k] for k in config.layer_kinds),
-        embeddings_scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
-        attention_window_size=config.attention_window_size,
-        logits_soft_cap=config.logits_soft_cap,
-    )
-    return rg.Griffin(ref_config, gradient_checkpointing=remat)
+    return reference_griffin(config, gradient_checkpointing=remat)
 
 
 def _reference_step(ref_model: Any, optimizer: Any) -> Any:
@@ -80,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_seq import presets
     from hybrid_seq.io import to_flax_params
     from hybrid_seq.model import Model
-    from hybrid_seq.training import OptimConfig, StepConfig, make_optimizer, make_train_step
+    from hybrid_seq.training import (
+        OptimConfig,
+        StepConfig,
+        make_optimizer,
+        make_train_step,
+    )
     from hybrid_seq.training.data import shift_for_next_token
 
     config = presets.get(args.preset)

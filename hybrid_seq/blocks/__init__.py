@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
 from jax.typing import DTypeLike
+from jaxtyping import PRNGKeyArray
 
 from hybrid_seq.blocks.attention import AttentionState, LocalAttention, apply_rope
 from hybrid_seq.blocks.conv1d import Conv1D

@@ -8,8 +8,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 from jax.typing import DTypeLike
+from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.temporal import AbstractTemporalBlock

@@ -5,8 +5,8 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
 from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
 

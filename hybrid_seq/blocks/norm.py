@@ -5,8 +5,8 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
 from jax.typing import DTypeLike
+from jaxtyping import Array, Float
 
 from hybrid_seq.blocks.numerics import promote
 

@@ -12,8 +12,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PRNGKeyArray
 from jax.typing import DTypeLike
+from jaxtyping import Array, PRNGKeyArray
 
 
 def promote(*arrays: Array) -> tuple[Array, ...]:

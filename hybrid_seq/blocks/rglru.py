@@ -7,8 +7,8 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 from jax.typing import DTypeLike
+from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 
 from hybrid_seq import scan as scan_lib
 from hybrid_seq.blocks.linear import BlockDiagonalLinear

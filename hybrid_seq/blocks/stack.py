@@ -7,8 +7,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
 from jax.typing import DTypeLike
+from jaxtyping import Array, Float, Int
 
 from hybrid_seq.blocks.residual import ResidualBlock
 

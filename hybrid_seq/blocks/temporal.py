@@ -6,9 +6,8 @@ import abc
 from typing import Any
 
 import equinox as eqx
-import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
 from jax.typing import DTypeLike
+from jaxtyping import Array, Float, Int
 
 
 class AbstractTemporalBlock(eqx.Module):

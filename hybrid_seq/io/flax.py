@@ -13,7 +13,14 @@ import numpy as np
 
 from hybrid_seq import presets
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, get_path, infer_architecture, leaf_path, unwrap_params
+from hybrid_seq.io.flax_layout import (
+    FlaxLeaf,
+    flax_leaf,
+    get_path,
+    infer_architecture,
+    leaf_path,
+    unwrap_params,
+)
 from hybrid_seq.model import Model
 from hybrid_seq.pattern import parse_pattern
 

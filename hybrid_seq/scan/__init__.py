@@ -9,6 +9,8 @@ See docs/scan.md for the backends, their numerics and the measurements behind `a
 from hybrid_seq.scan.associative import associative_scan
 from hybrid_seq.scan.chunked import chunked_scan
 from hybrid_seq.scan.contract import Kernel, Scan, check_inputs
+from hybrid_seq.scan.pallas_gpu import pallas_gpu_scan
+from hybrid_seq.scan.pallas_tpu import pallas_tpu_scan
 from hybrid_seq.scan.registry import (
     Backend,
     BoundScan,
@@ -21,8 +23,6 @@ from hybrid_seq.scan.registry import (
     resolve,
     unregister,
 )
-from hybrid_seq.scan.pallas_gpu import pallas_gpu_scan
-from hybrid_seq.scan.pallas_tpu import pallas_tpu_scan
 from hybrid_seq.scan.sequential import sequential_scan
 from hybrid_seq.scan.sharded import ShardedScan, sharded
 

@@ -14,6 +14,8 @@ rg = pytest.importorskip(
     "recurrentgemma.jax", reason="parity tests need the reference: pip install -e '.[test]'"
 )
 
+from hybrid_seq.bench.reference import reference_griffin  # noqa: E402
+from hybrid_seq.config import ModelConfig  # noqa: E402
 from hybrid_seq.io import from_flax_params  # noqa: E402
 
 
@@ -35,25 +37,25 @@ class Case:
         return f"{self.kinds}-D{self.width}-L{self.lru_width}-H{self.num_heads}-W{self.window}"
 
 
-def reference_config(case: Case) -> "rg.GriffinConfig":
-    kinds = {"R": rg.TemporalBlockType.RECURRENT, "A": rg.TemporalBlockType.ATTENTION}
-    return rg.GriffinConfig(
+def model_config(case: Case) -> ModelConfig:
+    return ModelConfig(
         vocab_size=case.vocab_size,
         width=case.width,
         mlp_expanded_width=case.mlp_expanded_width,
         num_heads=case.num_heads,
         lru_width=case.lru_width,
-        block_types=tuple(kinds[k] for k in case.kinds),
-        embeddings_scale_by_sqrt_dim=case.scale_embeddings,
+        block_pattern=case.kinds,
         attention_window_size=case.window,
         logits_soft_cap=case.soft_cap,
-        scan_type=rg.ScanType.LINEAR_NATIVE,
+        embeddings_scale_by_sqrt_dim=case.scale_embeddings,
     )
 
 
 def reference_model(case: Case, seed: int = 0, param_dtype=jnp.float32):
     """(reference Griffin, its bare params with every leaf perturbed by N(0, 0.1^2))."""
-    model = rg.Griffin(reference_config(case), param_dtype=param_dtype)
+    model = reference_griffin(
+        model_config(case), config_overrides={"scan_type": rg.ScanType.LINEAR_NATIVE}, param_dtype=param_dtype
+    )
     dummy = jnp.zeros((1, 2), jnp.int32)
     params = jax.jit(model.init)(jax.random.key(seed), dummy, dummy)["params"]
     leaves, treedef = jax.tree_util.tree_flatten(params)

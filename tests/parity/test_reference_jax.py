@@ -7,14 +7,20 @@ since both sides round every intermediate to bf16 but fuse and reduce in differe
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.parity.reference import Case, batch, call, max_abs_diff, ours_from, reference_model
+from tests.parity.reference import (
+    Case,
+    batch,
+    call,
+    max_abs_diff,
+    ours_from,
+    reference_model,
+)
 
 FP32_TOL = 1e-5
 

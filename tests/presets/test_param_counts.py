@@ -24,9 +24,9 @@ def test_param_counts_are_exact(name: str) -> None:
 
 def _formula(config) -> int:
     """Per-layer closed form (reference-facts §8), independent of the model code."""
-    d, e, h, l, v = config.width, config.mlp_expanded_width, config.num_heads, config.resolved_lru_width, config.vocab_size
+    d, e, h, lru, v = config.width, config.mlp_expanded_width, config.num_heads, config.resolved_lru_width, config.vocab_size
     mlp = 3 * d * e + 2 * e + d
-    recurrent = 2 * d + 3 * d * l + 2 * l + d + 5 * l + l + 2 * (l * l // h + l) + mlp
+    recurrent = 2 * d + 3 * d * lru + 2 * lru + d + 5 * lru + lru + 2 * (lru * lru // h + lru) + mlp
     attention = 2 * d + 2 * d * d + 2 * d * (d // h) + d + mlp
     layers = sum(recurrent if k == "recurrent" else attention for k in config.layer_kinds)
     return v * d + d + layers

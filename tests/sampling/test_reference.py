@@ -29,7 +29,7 @@ PROMPTS = ["the cat sat on a mat", "every morning people walk to work", LONG]  #
 def pair(tokenizer: Tokenizer) -> tuple:
     reference, params = reference_model(CASE, seed=3)
     ours = Sampler(ours_from(CASE, params), tokenizer)
-    return ours, rg.Sampler(model=reference, vocab=tokenizer.processor, params=params)
+    return ours, rg.Sampler(model=reference.model, vocab=tokenizer.processor, params=params)
 
 
 def test_greedy_matches_reference_token_for_token(pair: tuple) -> None:
