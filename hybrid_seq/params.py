@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
 from hybrid_seq.config import ModelConfig
 
@@ -33,22 +31,3 @@ def param_count(config: ModelConfig) -> ParamCount:
     embedding = config.vocab_size * config.width
     return ParamCount(total=total, embedding=embedding, non_embedding=total - embedding)
 
-
-def state_bytes(config: ModelConfig, batch_size: int = 1, dtype: Any = jnp.bfloat16) -> int:
-    """Bytes of the decoding state (every layer's cache) for `batch_size` sequences.
-
-    Independent of how many tokens were seen: RG-LRU state (fp32) and conv inputs per
-    recurrent layer, a ring buffer of `attention_window_size` keys and values per attention layer.
-    """
-    from hybrid_seq.model import Model
-
-    def cache() -> Any:
-        return Model(config, key=jax.random.key(0), dtype=dtype).init_cache(batch_size)
-
-    shapes = jax.tree_util.tree_leaves(eqx.filter_eval_shape(cache))
-    return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in shapes)
-
-
-def kv_cache_bytes(config: ModelConfig, length: int, batch_size: int = 1, dtype: Any = jnp.bfloat16) -> int:
-    """Bytes of the keys and values a multi-head transformer of the same width and depth keeps for `length` tokens."""
-    return 2 * config.num_layers * length * config.width * batch_size * jnp.dtype(dtype).itemsize

@@ -6,8 +6,11 @@ import argparse
 import importlib
 import os
 
+import jax.numpy as jnp
+
 from hybrid_seq import presets
-from hybrid_seq.params import kv_cache_bytes, param_count, state_bytes
+from hybrid_seq.params import param_count
+from hybrid_seq.sampling.state import kv_cache_bytes, state_bytes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +56,8 @@ def preset_table(names: list[str], length: int) -> str:
             f"{counts.non_embedding:,}",
             _bytes(2 * counts.total),
             _bytes(4 * counts.total),
-            _bytes(state_bytes(config)),
-            _bytes(kv_cache_bytes(config, length)),
+            _bytes(state_bytes(config, dtype=jnp.bfloat16)),
+            _bytes(kv_cache_bytes(config, length, dtype=jnp.bfloat16)),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))

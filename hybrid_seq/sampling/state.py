@@ -6,6 +6,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.model import Cache, Model
@@ -22,7 +23,7 @@ def init_state(model: Model, batch_size: int) -> Cache:
     return model.init_cache(batch_size)
 
 
-def state_bytes(model_or_config: Model | ModelConfig, batch_size: int = 1, *, dtype: jnp.dtype | None = None) -> int:
+def state_bytes(model_or_config: Model | ModelConfig, batch_size: int = 1, *, dtype: DTypeLike | None = None) -> int:
     """Bytes of the inference state for `batch_size` rows, from shapes only (`jax.eval_shape`).
 
     A `ModelConfig` is sized for `dtype` (default float32) without allocating weights.
@@ -36,7 +37,7 @@ def state_bytes(model_or_config: Model | ModelConfig, batch_size: int = 1, *, dt
     return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(shapes))
 
 
-def kv_cache_bytes(config: ModelConfig, length: int, batch_size: int = 1, *, dtype: jnp.dtype = jnp.float32) -> int:
+def kv_cache_bytes(config: ModelConfig, length: int, batch_size: int = 1, *, dtype: DTypeLike = jnp.float32) -> int:
     """Bytes a full-attention transformer of the same width and depth would cache for `length` tokens.
 
     Multi-head keys and values (`width` each per token and layer): the growing cache our

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import pytest
 
 from hybrid_seq import param_count, presets
-from hybrid_seq.params import kv_cache_bytes, state_bytes
+from hybrid_seq.sampling import kv_cache_bytes, state_bytes
 
 # (total, embedding, non-embedding) of the reference model at vocab 256000 (reference-facts §8).
 EXPECTED = {
@@ -41,5 +42,5 @@ def test_param_count_matches_closed_form(name: str) -> None:
 def test_state_is_fixed_and_far_below_a_kv_cache() -> None:
     config = presets.get("recurrentgemma-2b")
     # 18 recurrent layers x (fp32 LRU state + 3 bf16 conv rows) + 8 attention layers x 2048-slot bf16 K and V.
-    assert state_bytes(config) == 18 * (2560 * 4 + 3 * 2560 * 2) + 8 * (2 * 2048 * 256 * 2 + 4 + 4)
-    assert kv_cache_bytes(config, 8192) == 2 * 26 * 8192 * 2560 * 2
+    assert state_bytes(config, dtype=jnp.bfloat16) == 18 * (2560 * 4 + 3 * 2560 * 2) + 8 * (2 * 2048 * 256 * 2 + 4 + 4)
+    assert kv_cache_bytes(config, 8192, dtype=jnp.bfloat16) == 2 * 26 * 8192 * 2560 * 2
