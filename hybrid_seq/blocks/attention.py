@@ -223,10 +223,15 @@ def _update_state(
     """Write the last `min(T, window)` keys/values into their ring slots."""
     length = k.shape[1]
     kept = min(length, window)
-    slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), window)
+    if length == 1:
+        slot = jnp.mod(state.num_tokens, window)
+        write = lambda ring, new: jax.lax.dynamic_update_slice_in_dim(ring, new.astype(ring.dtype), slot, 1)  # noqa: E731
+    else:
+        slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), window)
+        write = lambda ring, new: ring.at[:, slots].set(new[:, length - kept :].astype(ring.dtype))  # noqa: E731
     return AttentionState(
-        keys=state.keys.at[:, slots].set(k[:, length - kept :].astype(state.keys.dtype)),
-        values=state.values.at[:, slots].set(v[:, length - kept :].astype(state.values.dtype)),
+        keys=write(state.keys, k),
+        values=write(state.values, v),
         num_tokens=state.num_tokens + length,
         doc_start=doc_start.astype(jnp.int32),
     )
