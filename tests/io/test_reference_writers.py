@@ -15,7 +15,7 @@ ocp = pytest.importorskip("orbax.checkpoint", reason="Flax checkpoint tests need
 
 from hybrid_seq import io as hio  # noqa: E402
 from tests.io.helpers import assert_same_weights  # noqa: E402
-from tests.parity.reference import Case, batch, max_abs_diff, ours_from, reference_config  # noqa: E402
+from tests.parity.reference import Case, batch, max_abs_diff, ours_from, reference_model  # noqa: E402
 
 CASE = Case(kinds="RAR", width=32, mlp_expanded_width=48, num_heads=4, lru_width=64, window=4, vocab_size=97)
 SETTINGS = dict(attention_window_size=CASE.window, logits_soft_cap=CASE.soft_cap,
@@ -25,17 +25,8 @@ SETTINGS = dict(attention_window_size=CASE.window, logits_soft_cap=CASE.soft_cap
 @pytest.fixture(scope="module")
 def reference():
     """(the reference's fp32 params, every leaf perturbed; its logits on `batch(CASE, 10)`), all jitted."""
-    from recurrentgemma.jax import Griffin
-
-    model = Griffin(reference_config(CASE))
-    dummy = jnp.zeros((1, 2), jnp.int32)
-    params = jax.jit(model.init)(jax.random.key(0), dummy, dummy)["params"]
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    rng = np.random.default_rng(1)
-    params = jax.tree_util.tree_unflatten(
-        treedef, [x + jnp.asarray(0.1 * rng.normal(size=x.shape), x.dtype) for x in leaves]
-    )
-    want, _ = jax.jit(model.apply)({"params": params}, *batch(CASE, 10))
+    model, params = reference_model(CASE)
+    want, _ = model(params, *batch(CASE, 10))
     return params, want
 
 
