@@ -153,7 +153,7 @@ def plot(rows: list[Row], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise RuntimeError("plotting needs matplotlib: pip install 'hybrid_seq[plot]'") from error
+        raise RuntimeError("plotting needs matplotlib: pip install matplotlib") from error
     panels = sorted({(r.shape, r.dtype, r.mode) for r in rows}, key=str)
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), squeeze=False)
     for ax, key in zip(axes[:, 0], panels):
