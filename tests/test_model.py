@@ -95,7 +95,7 @@ def test_bf16_dtypes_follow_the_reference() -> None:
     recurrent, attention = cache[0], cache[1]
     assert isinstance(recurrent, RecurrentState) and isinstance(attention, AttentionState)
     assert recurrent.rg_lru.dtype == jnp.float32 and recurrent.conv1d.dtype == jnp.bfloat16
-    assert attention.keys.dtype == jnp.bfloat16 and attention.keys.shape == (1, 5, 8)
+    assert attention.keys.dtype == jnp.bfloat16 and attention.keys.shape == (1, 6, 8)  # window + 1 slots
 
 
 def test_gradients_are_finite_and_sqrt_derivative_is_bounded(model) -> None:

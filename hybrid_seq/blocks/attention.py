@@ -21,15 +21,15 @@ _FAR = 2**30
 
 
 class AttentionState(eqx.Module):
-    """Keys and values of the last `window` tokens, in a ring buffer.
+    """Keys and values of the last `window + 1` tokens, in a ring buffer.
 
     The token with stream index `i` (count of tokens fed to this state before it, pads
-    included) lives in slot `i mod window`. `doc_start` is the stream index where each
+    included) lives in slot `i mod (window + 1)`: the span a decoded query attends to. `doc_start` is the stream index where each
     row's current document began, so nothing before it is attended to.
     """
 
-    keys: Float[Array, "B W K"]
-    values: Float[Array, "B W K"]
+    keys: Float[Array, "B W1 K"]
+    values: Float[Array, "B W1 K"]
     num_tokens: Int32[Array, ""]
     doc_start: Int32[Array, " B"]
 
@@ -97,7 +97,7 @@ class LocalAttention(AbstractTemporalBlock):
         return self.proj_k.weight.shape[1]
 
     def init_state(self, batch_size: int, dtype: DTypeLike) -> AttentionState:
-        empty = jnp.zeros((batch_size, self.window_size, self.head_dim), dtype)
+        empty = jnp.zeros((batch_size, self.window_size + 1, self.head_dim), dtype)
         return AttentionState(
             keys=empty, values=empty, num_tokens=jnp.int32(0), doc_start=jnp.zeros((batch_size,), jnp.int32)
         )
@@ -119,31 +119,40 @@ class LocalAttention(AbstractTemporalBlock):
         starts = jnp.where(positions == 0, q_index, -1)
         doc_start = jnp.maximum(state.doc_start[:, None], jax.lax.cummax(starts, axis=1))
 
-        prefix = 0 if fresh else window
+        slots = window + 1
+        if length == 1 and not fresh:
+            # Decoding: write the new key first, then attend over the ring alone. Its window + 1
+            # slots hold exactly the visible span, and writing before reading lets XLA update
+            # the ring in place instead of copying it every step.
+            state = _update_state(state, k, v, doc_start[:, -1], slots)
+            visible = _visible(q_index, _ring_stream_index(state.num_tokens, slots), doc_start, window)
+            encoded = _attend(q, [(state.keys.astype(k.dtype), state.values.astype(v.dtype), visible)])
+            return self.proj_final(encoded.reshape(batch, length, width)), state
+        prefix = 0 if fresh else slots
         if prefix + length <= self.block_size + window:
             parts = [(k, v, _visible(q_index, q_index, doc_start, window))]
             if not fresh:
-                ring_visible = _visible(q_index, _ring_stream_index(n, window), doc_start, window)
+                ring_visible = _visible(q_index, _ring_stream_index(n, slots), doc_start, window)
                 parts.insert(0, (state.keys.astype(k.dtype), state.values.astype(v.dtype), ring_visible))
             encoded = _attend(q, parts)
         else:
             if fresh:
                 keys, values, k_index = k, v, q_index
             else:
-                shift = -(n % window)
+                shift = -(n % slots)
                 keys = jnp.concatenate([jnp.roll(state.keys.astype(k.dtype), shift, axis=1), k], axis=1)
                 values = jnp.concatenate([jnp.roll(state.values.astype(v.dtype), shift, axis=1), v], axis=1)
-                k_index = jnp.concatenate([n - window + jnp.arange(window, dtype=jnp.int32), q_index])
+                k_index = jnp.concatenate([n - slots + jnp.arange(slots, dtype=jnp.int32), q_index])
             encoded = _blockwise_attend(q, keys, values, q_index, k_index, doc_start, window, self.block_size)
 
         out = self.proj_final(encoded.reshape(batch, length, width))
-        return out, _update_state(state, k, v, doc_start[:, -1], window)
+        return out, _update_state(state, k, v, doc_start[:, -1], slots)
 
 
-def _ring_stream_index(n: Int32[Array, ""], window: int) -> Int32[Array, " W"]:
+def _ring_stream_index(n: Int32[Array, ""], slots: int) -> Int32[Array, " S"]:
     """Stream index held by each ring slot after `n` tokens (negative: never written)."""
-    slots = jnp.arange(window, dtype=jnp.int32)
-    return n - 1 - jnp.mod(n - 1 - slots, window)
+    index = jnp.arange(slots, dtype=jnp.int32)
+    return n - 1 - jnp.mod(n - 1 - index, slots)
 
 
 def _visible(
@@ -162,18 +171,22 @@ def _attend(
     """Softmax attention over the keys of all `parts` (keys, values, visibility) together.
 
     Only the logits are concatenated, never the keys or values, so decoding against the
-    ring buffer does not copy it.
+    ring buffer does not copy it. Heads go before time in both products: XLA:CPU lowers
+    that layout several times faster than a time-major output (measured 0.5 vs 3.7 ms for
+    one decode step at B=16, window 2048).
     """
+    heads_first = jnp.swapaxes(q, 1, 2)
     logits = [
-        jnp.where(visible[:, None], jnp.einsum("bthd,bsd->bhts", q, k) * q.shape[-1] ** -0.5, MASKED_LOGIT)
+        jnp.where(visible[:, None], jnp.einsum("bhtd,bsd->bhts", heads_first, k) * q.shape[-1] ** -0.5, MASKED_LOGIT)
         for k, _, visible in parts
     ]
     probs = jax.nn.softmax(jnp.concatenate(logits, axis=-1).astype(jnp.float32), axis=-1)
     probs = probs.astype(parts[0][1].dtype)
     splits = np.cumsum([k.shape[1] for k, _, _ in parts])[:-1]
-    return sum(
-        jnp.einsum("bhts,bsd->bthd", p, v) for p, (_, v, _) in zip(jnp.split(probs, splits, axis=-1), parts)
+    encoded = sum(
+        jnp.einsum("bhts,bsd->bhtd", p, v) for p, (_, v, _) in zip(jnp.split(probs, splits, axis=-1), parts)
     )
+    return jnp.swapaxes(encoded, 1, 2)
 
 
 def _blockwise_attend(
@@ -218,16 +231,16 @@ def _blockwise_attend(
 
 
 def _update_state(
-    state: AttentionState, k: Float[Array, "B T K"], v: Float[Array, "B T K"], doc_start: Int[Array, " B"], window: int
+    state: AttentionState, k: Float[Array, "B T K"], v: Float[Array, "B T K"], doc_start: Int[Array, " B"], slots: int
 ) -> AttentionState:
-    """Write the last `min(T, window)` keys/values into their ring slots."""
+    """Write the last `min(T, slots)` keys/values into their ring slots."""
     length = k.shape[1]
-    kept = min(length, window)
+    kept = min(length, slots)
     if length == 1:
-        slot = jnp.mod(state.num_tokens, window)
+        slot = jnp.mod(state.num_tokens, slots)
         write = lambda ring, new: jax.lax.dynamic_update_slice_in_dim(ring, new.astype(ring.dtype), slot, 1)  # noqa: E731
     else:
-        slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), window)
+        slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), slots)
         write = lambda ring, new: ring.at[:, slots].set(new[:, length - kept :].astype(ring.dtype))  # noqa: E731
     return AttentionState(
         keys=write(state.keys, k),

@@ -41,6 +41,6 @@ def test_param_count_matches_closed_form(name: str) -> None:
 
 def test_state_is_fixed_and_far_below_a_kv_cache() -> None:
     config = presets.get("recurrentgemma-2b")
-    # 18 recurrent layers x (fp32 LRU state + 3 bf16 conv rows) + 8 attention layers x 2048-slot bf16 K and V.
-    assert state_bytes(config, dtype=jnp.bfloat16) == 18 * (2560 * 4 + 3 * 2560 * 2) + 8 * (2 * 2048 * 256 * 2 + 4 + 4)
+    # 18 recurrent layers x (fp32 LRU state + 3 bf16 conv rows) + 8 attention layers x (window + 1)-slot bf16 K and V.
+    assert state_bytes(config, dtype=jnp.bfloat16) == 18 * (2560 * 4 + 3 * 2560 * 2) + 8 * (2 * 2049 * 256 * 2 + 4 + 4)
     assert kv_cache_bytes(config, 8192, dtype=jnp.bfloat16) == 2 * 26 * 8192 * 2560 * 2
