@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import subprocess
 import sys
-import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from hybrid_seq.bench.timing import in_child, interleaved, timed
 
 IMPLEMENTATIONS = ("ours", "reference")
 
@@ -44,36 +42,23 @@ def _compiled_forward(which: str, preset: str, length: int) -> tuple[Any, tuple[
 
 
 def measure(which: str, preset: str, length: int, reps: int) -> dict[str, Any]:
-    """Compile time, median run time, XLA temp bytes and peak RSS of one forward, in this process."""
+    """Compile time, median run time and XLA temp bytes of one forward, in this process."""
     fn, args = _compiled_forward(which, preset, length)
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    temp_bytes = compiled.memory_analysis().temp_size_in_bytes
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    run_s = statistics.median(times)
+    compile_s, compiled = timed(lambda: fn.lower(*args).compile())
+    run_s = interleaved({which: lambda: compiled(*args)}, reps, progress=False)[which].median
     return {
         "implementation": which,
         "length": length,
         "compile_s": compile_s,
         "run_s": run_s,
         "tokens_per_s": length / run_s,
-        "xla_temp_bytes": temp_bytes,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "xla_temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
     }
 
 
 def _in_subprocess(which: str, preset: str, length: int, reps: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "hybrid_seq.bench.forward", "--child", which,
-               "--preset", preset, "--lengths", str(length), "--reps", str(reps)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"{which} at T={length} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    row, peak = in_child("hybrid_seq.bench.forward:measure", which=which, preset=preset, length=length, reps=reps)
+    return {**row, "peak_rss_bytes": peak}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -88,9 +73,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.child:
-        print(json.dumps(measure(args.child, args.preset, args.lengths[0], args.reps)))
-        return 0
     implementations = [i for i in IMPLEMENTATIONS if i != "reference" or _has_reference()]
     rows = [_in_subprocess(which, args.preset, length, args.reps) for length in args.lengths for which in implementations]
     print(f"forward pass, preset {args.preset}, batch 1, fp32, {jax.devices()[0].platform}")
@@ -110,21 +92,10 @@ def _has_reference() -> bool:
     return True
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("forward", help="full-sequence forward: compile time, speed, memory vs the reference")
     parser.add_argument("--preset", default="griffin-small", help="model preset (default: width 512, 6 layers RRA)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096], help="sequence lengths")
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per measurement")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("forward", help="full-sequence forward: compile time, speed, memory vs the reference")
-    add_arguments(parser)
     parser.set_defaults(func=run)
-
-
-if __name__ == "__main__":
-    cli = argparse.ArgumentParser(description=__doc__)
-    add_arguments(cli)
-    sys.exit(run(cli.parse_args()))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from hybrid_seq.bench.reference import reference_griffin
+from hybrid_seq.bench.timing import Timing, interleaved
 
 PRESET = "griffin-small"
 
@@ -41,12 +40,6 @@ def _peak_rise(fn: Callable[[], Any]) -> int:
     before = _rss_bytes("VmRSS")
     fn()
     return max(0, _rss_bytes("VmHWM") - before)
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - start
 
 
 @dataclasses.dataclass
@@ -125,14 +118,11 @@ def _decode_fns(env: dict[str, Any], batch: int, new_tokens: int) -> tuple[Calla
     return ours, ref
 
 
-def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int) -> dict[str, tuple[float, float]]:
-    """Median seconds (ours, reference) per name, repetitions interleaved across all names."""
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in pairs}
-    for _ in range(reps):
-        for name, (ours, ref) in pairs.items():
-            times[name][0].append(_timed(ours))
-            times[name][1].append(_timed(ref))
-    return {name: (statistics.median(a), statistics.median(b)) for name, (a, b) in times.items()}
+def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int, desc: str) -> dict[str, tuple[Timing, Timing]]:
+    """(ours, reference) timings per name, repetitions interleaved across all names and both sides."""
+    sides = {f"{name} {side}": fn for name, pair in pairs.items() for side, fn in zip(("ours", "reference"), pair)}
+    timings = interleaved(sides, reps, desc=desc)
+    return {name: (timings[f"{name} ours"], timings[f"{name} reference"]) for name in pairs}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,15 +142,14 @@ def run(args: argparse.Namespace) -> int:
         pairs[f"prefill T={length}"] = _prefill_fns(env, length)
     for batch in decode_batches:
         pairs[f"decode B={batch}"] = _decode_fns(env, batch, decode_steps)
-    compile_s = {name: (_timed(ours), _timed(ref)) for name, (ours, ref) in pairs.items()}
-    for name, (ours, ref) in compile_s.items():
-        results.append(Result(f"first call (compile) {name}", ours, ref, "s"))
-    medians = _interleaved(pairs, args.reps)
-    for name, (ours, ref) in medians.items():
+    timings = _interleaved(pairs, args.reps, desc="prefill and decode")
+    for name, (ours, ref) in timings.items():
+        results.append(Result(f"first call (compile) {name}", ours.first_call_s, ref.first_call_s, "s"))
+    for name, (ours, ref) in timings.items():
         kind, setting = name.split(" ")
         value = int(setting.split("=")[1])
         work = value if kind == "prefill" else value * decode_steps
-        results.append(Result(f"{name} tokens/s", work / ours, work / ref, "tok/s"))
+        results.append(Result(f"{name} tokens/s", work / ours.median, work / ref.median, "tok/s"))
     for length in prefill_lengths:
         ours, ref = pairs[f"prefill T={length}"]
         results.append(Result(f"prefill T={length} peak memory rise", _peak_rise(ours) / 2**20, _peak_rise(ref) / 2**20, "MiB"))
@@ -168,10 +157,10 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for new in sweep:
         ours, ref = _decode_fns(env, 1, new)
-        _timed(ours), _timed(ref)  # compile this length's buffers
-        (t_ours, t_ref), = _interleaved({"x": (ours, ref)}, max(1, args.reps // 2) if new >= 4096 else args.reps).values()
+        reps = max(1, args.reps // 2) if new >= 4096 else args.reps
+        t_ours, t_ref = _interleaved({"decode": (ours, ref)}, reps, desc=f"decode {new} new tokens")["decode"]
         rows.append(dict(
-            new=new, ours_tps=new / t_ours, ref_tps=new / t_ref,
+            new=new, ours_tps=new / t_ours.median, ref_tps=new / t_ref.median,
             ours_mem=_peak_rise(ours), ref_mem=_peak_rise(ref),
             state=state_bytes(env["model"], 1), kv=kv_cache_bytes(config, new),
         ))

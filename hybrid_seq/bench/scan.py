@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from hybrid_seq import scan
+from hybrid_seq.bench.timing import interleaved
 
 FULL_SHAPES = ((8, 2048, 2560), (1, 8192, 4096))
 SMALL_SHAPES = ((2, 512, 512), (1, 1024, 1024))
@@ -81,16 +80,9 @@ def _compiled(fn: Callable, mode: str) -> Callable:
     return jax.jit(forward_backward)
 
 
-def _time_interleaved(fns: dict[str, Callable], args: tuple, reps: int) -> dict[str, float]:
-    for fn in fns.values():
-        jax.block_until_ready(fn(*args))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
+def _medians(fns: dict[str, Callable], args: tuple, reps: int, desc: str) -> dict[str, float]:
+    timings = interleaved({name: (lambda fn=fn: fn(*args)) for name, fn in fns.items()}, reps, desc=desc)
+    return {name: timing.median for name, timing in timings.items()}
 
 
 def run(
@@ -110,10 +102,10 @@ def run(
             kx, ka = jax.random.split(jax.random.key(0))
             x = jax.random.normal(kx, shape, DTYPES[dtype])
             a = jax.random.uniform(ka, shape, DTYPES[dtype], 0.9, 1.0)
-            copy = _time_interleaved({"copy": jax.jit(lambda x, a: a + x)}, (x, a), reps)["copy"]
+            copy = _medians({"copy": jax.jit(lambda x, a: a + x)}, (x, a), reps, desc=f"{shape} {dtype} copy")["copy"]
             for mode in modes:
                 log(f"timing {shape} {dtype} {mode} ...")
-                timed = _time_interleaved({n: _compiled(f, mode) for n, f in fns.items()}, (x, a), reps)
+                timed = _medians({n: _compiled(f, mode) for n, f in fns.items()}, (x, a), reps, f"{shape} {dtype} {mode}")
                 gigabytes = ARRAYS_MOVED[mode] * x.size * x.dtype.itemsize / 1e9
                 copy_gbps = 3 * x.size * x.dtype.itemsize / 1e9 / copy
                 reference = timed.get(REFERENCE_BASELINE)
@@ -185,7 +177,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `scan` target to `hybrid-seq bench`."""
+    parser = subparsers.add_parser("scan", help="time the scan backends against the reference")
     parser.add_argument("--small", action="store_true", help=f"use shapes {SMALL_SHAPES}")
     parser.add_argument(
         "--shape", nargs=3, type=int, action="append", metavar=("B", "T", "D"),
@@ -197,10 +191,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip recurrentgemma's scans")
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median)")
     parser.add_argument("--out", help="write a PNG plot here (needs matplotlib)")
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `scan` target to `hybrid-seq bench`."""
-    parser = subparsers.add_parser("scan", help="time the scan backends against the reference")
-    add_arguments(parser)
     parser.set_defaults(func=main)

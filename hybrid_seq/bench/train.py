@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 from typing import Any
 
 import equinox as eqx
@@ -22,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrid_seq.bench.reference import reference_griffin
+from hybrid_seq.bench.timing import interleaved
 
 PRESET = "griffin-small"
 
@@ -92,38 +91,31 @@ def run(args: argparse.Namespace) -> int:
     ref = {"state": (params, ref_opt.init(params))}
     ref_step = _reference_step(_reference_model(config, args.remat), ref_opt)
 
+    losses: dict[str, list[float]] = {"ours": [], "reference": []}
+
     def call_ours():
         m, s, metrics = ours_step(*ours["state"], batch)
         ours["state"] = (m, s)
-        return float(metrics.loss)
+        losses["ours"].append(float(metrics.loss))
 
     def call_ref():
         p, s, loss = ref_step(*ref["state"], batch)
         ref["state"] = (p, s)
-        return float(loss)
+        losses["reference"].append(float(loss))
 
-    def timed(fn):
-        start = time.perf_counter()
-        loss = fn()
-        return time.perf_counter() - start, loss
-
-    compile_ours, loss_ours = timed(call_ours)
-    compile_ref, loss_ref = timed(call_ref)
-    times = {"ours": [], "reference": []}
-    for _ in range(args.reps):
-        times["ours"].append(timed(call_ours)[0])
-        times["reference"].append(timed(call_ref)[0])
-    med = {k: statistics.median(v) for k, v in times.items()}
+    timings = interleaved({"ours": call_ours, "reference": call_ref}, args.reps, desc="train steps")
+    loss_ours, loss_ref = losses["ours"][0], losses["reference"][0]
     tokens_per_step = args.batch * args.seq_len
     print(f"training throughput, preset {args.preset} ({', '.join(config.layer_kinds)}), B={args.batch}, T={args.seq_len}, "
           f"fp32, remat={'on' if args.remat else 'off'}, AdamW recipe")
     print(f"machine: {machine()}")
     print(f"first-step loss: ours {loss_ours:.5f}, reference {loss_ref:.5f} (same weights, same batch)")
     print(f"{'':12}{'tokens/s':>12}{'step s (median)':>18}{'first call s':>15}   all step times")
-    for name, first in (("ours", compile_ours), ("reference", compile_ref)):
-        print(f"{name:12}{tokens_per_step / med[name]:>12.0f}{med[name]:>18.2f}{first:>15.1f}   "
-              + " ".join(f"{t:.2f}" for t in times[name]))
-    print(f"ratio (ours / reference tokens/s): {med['reference'] / med['ours']:.2f}x over {args.reps} interleaved repetitions")
+    for name, timing in timings.items():
+        print(f"{name:12}{tokens_per_step / timing.median:>12.0f}{timing.median:>18.2f}{timing.first_call_s:>15.1f}   "
+              + " ".join(f"{t:.2f}" for t in timing.samples))
+    ratio = timings["reference"].median / timings["ours"].median
+    print(f"ratio (ours / reference tokens/s): {ratio:.2f}x over {args.reps} interleaved repetitions")
     return 0
 
 

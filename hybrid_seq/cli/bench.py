@@ -10,6 +10,7 @@ _TARGETS = {
     "scan": "hybrid_seq.bench.scan",
     "generate": "hybrid_seq.bench.generate",
     "train": "hybrid_seq.bench.train",
+    "load": "hybrid_seq.bench.load",
 }
 
 
