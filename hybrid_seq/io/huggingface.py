@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.flax import leaf_shapes
+from hybrid_seq.io.assemble import leaf_shapes
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.io.source import LayoutSource, insert, shape_struct

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from hybrid_seq.io.flax import leaf_shapes, matching_preset
+from hybrid_seq.io.assemble import leaf_shapes, matching_preset
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.loading import layout_source
 from hybrid_seq.io.native import read_config

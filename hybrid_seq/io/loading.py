@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hybrid_seq.io.flax import ShardingSpec
+from hybrid_seq.io.assemble import ShardingSpec
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.huggingface import huggingface_source
 from hybrid_seq.io.native import load_native

@@ -17,7 +17,7 @@ import numpy as np
 
 from hybrid_seq import presets
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.flax import ShardingSpec, build_model, dotted, leaf_shapes
+from hybrid_seq.io.assemble import ShardingSpec, build_model, dotted, leaf_shapes
 from hybrid_seq.io.flax_layout import leaf_path
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.model import Model

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from hybrid_seq.io.flax import ShardingSpec, model_from_leaves, resolve_config
+from hybrid_seq.io.assemble import ShardingSpec, model_from_leaves, resolve_config
 from hybrid_seq.io.flax_layout import FlaxLeaf, MissingParameter, infer_architecture
 from hybrid_seq.model import Model
 
