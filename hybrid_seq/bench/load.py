@@ -34,7 +34,7 @@ def fill_value(path: tuple) -> float:
 def write(preset: str, format: str, directory: str, overrides: dict[str, Any]) -> None:
     """Write the synthetic bf16 checkpoint of `preset` (with `overrides`) to `directory`, tensor by tensor."""
     from hybrid_seq import presets
-    from hybrid_seq.io.flax import leaf_shapes
+    from hybrid_seq.io.assemble import leaf_shapes
     from hybrid_seq.io.huggingface import write_huggingface
     from hybrid_seq.io.native import write_native
 
