@@ -28,31 +28,21 @@ NON_INFERABLE = ("embeddings_scale_by_sqrt_dim", "attention_window_size", "logit
 def resolve_config(inferred: dict[str, Any], *, preset: str | None, overrides: dict[str, Any], source: str) -> ModelConfig:
     """Combine shapes, an optional preset and explicit overrides into a ModelConfig.
 
-    Inferred fields must agree with `preset` (except `vocab_size`) and with `overrides`;
-    non-inferable fields come from `overrides`, else `preset`, else a preset with the same
-    architecture; anything still missing is an error naming the field.
+    Inferred fields must agree with `overrides`, and the architecture with `preset` (see
+    `check_preset`); non-inferable fields come from `overrides`, else `preset`, else a
+    preset with the same architecture; anything still missing is an error naming the field.
     """
     for name, value in overrides.items():
         if name in inferred and not _same_field(name, value, inferred[name]):
             raise ValueError(f"{source}: {name}={value!r} contradicts the weights, which have {name}={inferred[name]!r}")
-    base: dict[str, Any] = {}
+    given = ModelConfig(**{**inferred, **overrides})
     if preset is not None:
-        reference = presets.get(preset, vocab_size=inferred["vocab_size"])
-        for name, value in inferred.items():
-            if not _same_field(name, getattr(reference, name), value):
-                raise ValueError(
-                    f"{source} does not match preset {preset!r}: {name} is {_show(name, value)} in the weights "
-                    f"but {_show(name, getattr(reference, name))} in the preset"
-                )
-        base = {name: getattr(reference, name) for name in NON_INFERABLE}
-    else:
-        match = matching_preset(inferred)
-        if match is not None:
-            reference = presets.get(match)
-            base = {name: getattr(reference, name) for name in NON_INFERABLE}
+        check_preset(given, preset, source=source)
+    settings_from = preset if preset is not None else matching_preset(given)
+    base = {} if settings_from is None else {name: getattr(presets.get(settings_from), name) for name in NON_INFERABLE}
     fields = {**inferred, **base, **{k: v for k, v in overrides.items() if k not in inferred}}
     needed = [n for n in NON_INFERABLE if n not in fields]
-    if "attention" not in parse_pattern(inferred["block_pattern"]).unit and "attention_window_size" in needed:
+    if "attention" not in given.layer_kinds and "attention_window_size" in needed:
         needed.remove("attention_window_size")
     if needed:
         raise ValueError(
@@ -62,13 +52,40 @@ def resolve_config(inferred: dict[str, Any], *, preset: str | None, overrides: d
     return ModelConfig(**fields)
 
 
-def matching_preset(inferred: dict[str, Any]) -> str | None:
-    """The preset whose architecture (all inferable fields but vocab_size) equals `inferred`."""
-    for name in presets.names():
-        reference = presets.get(name)
-        if all(_same_field(k, getattr(reference, k), v) for k, v in inferred.items() if k != "vocab_size"):
-            return name
-    return None
+def architecture(config: ModelConfig) -> dict[str, Any]:
+    """What the weights of `config` fix, vocab_size aside, spelled canonically (layer kinds, resolved LRU width).
+
+    Two configs with equal architectures have the same leaf shapes up to the vocabulary;
+    this is what a preset given on load, or found by `matching_preset`, is compared on.
+    """
+    return {
+        "width": config.width,
+        "mlp_expanded_width": config.mlp_expanded_width,
+        "num_heads": config.num_heads,
+        "lru_width": config.resolved_lru_width,
+        "conv1d_temporal_width": config.conv1d_temporal_width,
+        "block_pattern": config.layer_kinds,
+    }
+
+
+def check_preset(config: ModelConfig, preset: str, *, source: str) -> None:
+    """Raise unless `config` has the architecture of `preset`, naming `source` and each differing field with both values."""
+    reference = presets.get(preset)
+    ours, theirs = architecture(config), architecture(reference)
+    wrong = [name for name in ours if ours[name] != theirs[name]]
+    if wrong:
+        raise ValueError(
+            f"{source} does not match preset {preset!r}: "
+            + "; ".join(
+                f"{name} is {_show(config, name)} in the checkpoint but {_show(reference, name)} in the preset"
+                for name in wrong
+            )
+        )
+
+
+def matching_preset(config: ModelConfig) -> str | None:
+    """The preset with the architecture of `config` (see `architecture`), or None."""
+    return next((name for name in presets.names() if architecture(presets.get(name)) == architecture(config)), None)
 
 
 def _same_field(name: str, a: Any, b: Any) -> bool:
@@ -77,8 +94,8 @@ def _same_field(name: str, a: Any, b: Any) -> bool:
     return a == b
 
 
-def _show(name: str, value: Any) -> str:
-    return str(parse_pattern(value)) if name == "block_pattern" else repr(value)
+def _show(config: ModelConfig, name: str) -> str:
+    return str(config.block_pattern) if name == "block_pattern" else repr(architecture(config)[name])
 
 
 #: Where each leaf goes: one `jax.sharding.Sharding` for all, or a function of the dotted leaf path
@@ -170,7 +187,9 @@ def model_from_leaves(
 __all__ = [
     "NON_INFERABLE",
     "ShardingSpec",
+    "architecture",
     "build_model",
+    "check_preset",
     "dotted",
     "leaf_shapes",
     "matching_preset",

@@ -132,13 +132,16 @@ def get_path(tree: Mapping[str, Any], path: FlaxPath) -> Any:
 def infer_architecture(tree: Mapping[str, Any]) -> dict[str, Any]:
     """The config fields that the shapes of a Flax parameter tree determine.
 
-    Walks `blocks.0, blocks.1, ...`; every block must agree on the MLP width, head count
-    and LRU width (the reference takes them from whichever block it saw last, unchecked).
+    Walks `blocks.0, blocks.1, ...`; every block must agree on the MLP width, head count,
+    LRU width and convolution taps (the reference takes them from whichever block it saw
+    last, unchecked).
     """
     tree = unwrap_params(tree)
     vocab_size, width = get_path(tree, ("embedder", "input_embedding")).shape
     kinds: list[str] = []
-    found: dict[str, dict[int, Any]] = {"mlp_expanded_width": {}, "num_heads": {}, "lru_width": {}}
+    found: dict[str, dict[int, Any]] = {
+        "mlp_expanded_width": {}, "num_heads": {}, "lru_width": {}, "conv1d_temporal_width": {}
+    }
     while f"blocks.{len(kinds)}" in tree:
         layer = len(kinds)
         name = f"blocks.{layer}"
@@ -149,6 +152,7 @@ def infer_architecture(tree: Mapping[str, Any]) -> dict[str, Any]:
             heads, block_width, _ = get_path(tree, (name, "recurrent_block", "rg_lru", "a_gate", "w")).shape
             found["num_heads"][layer] = heads
             found["lru_width"][layer] = heads * block_width
+            found["conv1d_temporal_width"][layer] = get_path(tree, (name, "recurrent_block", "conv_1d", "w")).shape[0]
         elif "attention_block" in block:
             kinds.append("attention")
             head_dim = get_path(tree, (name, "attention_block", "proj_k", "kernel")).shape[1]

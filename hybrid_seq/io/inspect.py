@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.assemble import leaf_shapes, matching_preset
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.loading import layout_source
@@ -32,24 +33,19 @@ def describe(path: str | Path) -> dict[str, Any]:
         dtype = str(reader.dtypes.get("embedder.weight", "unknown"))
         sizes = [int(np.prod(shape)) for shape in leaf_shapes(config).values()]
         tensors = len(reader.shapes)
-        inferred = {
-            "vocab_size": config.vocab_size, "width": config.width, "mlp_expanded_width": config.mlp_expanded_width,
-            "num_heads": config.num_heads, "lru_width": config.resolved_lru_width,
-            "block_pattern": config.block_pattern.to_json(),
-        }
     else:
         source = layout_source(path, format)
-        inferred = source.inferred()
-        architecture = {**inferred, **source.settings}
+        architecture = {**source.inferred(), **source.settings}
+        config = ModelConfig(**architecture)
         dtype = str(source.dtype)
         leaves = jax.tree_util.tree_leaves(source.shapes)
         sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
         tensors = len(leaves)
-    embedding = inferred["vocab_size"] * inferred["width"]
+    embedding = config.vocab_size * config.width
     return {
         "path": str(path),
         "format": format,
-        "preset": matching_preset(inferred),
+        "preset": matching_preset(config),
         "dtype": dtype,
         "architecture": architecture,
         "parameters": {"total": sum(sizes), "embedding": embedding, "non_embedding": sum(sizes) - embedding},

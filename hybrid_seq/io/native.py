@@ -15,9 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from hybrid_seq import presets
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.assemble import ShardingSpec, build_model, dotted, leaf_shapes
+from hybrid_seq.io.assemble import ShardingSpec, build_model, check_preset, dotted, leaf_shapes
 from hybrid_seq.io.flax_layout import leaf_path
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.model import Model
@@ -53,7 +52,7 @@ def load_native(
     if overrides:
         config = config.replace(**overrides)
     if preset is not None:
-        _check_preset(config, preset, directory / "config.json")
+        check_preset(config, preset, source=str(directory / "config.json"))
     reader = SafetensorsReader.from_directory(directory, WEIGHTS)
     label = f"{directory} ({FORMAT})"
     skeleton = leaf_shapes(config)
@@ -71,16 +70,6 @@ def load_native(
     if dtype is None:
         dtype = reader.dtypes.get("embedder.weight", np.float32)
     return build_model(config, fetch, dtype=dtype, source=label, sharding=sharding)
-
-
-def _check_preset(config: ModelConfig, preset: str, file: Path) -> None:
-    reference = presets.get(preset, vocab_size=config.vocab_size)
-    for name in ("width", "mlp_expanded_width", "num_heads", "resolved_lru_width", "layer_kinds"):
-        if getattr(config, name) != getattr(reference, name):
-            raise ValueError(
-                f"{file} does not match preset {preset!r}: {name} is {getattr(config, name)!r} in the checkpoint "
-                f"but {getattr(reference, name)!r} in the preset"
-            )
 
 
 def write_native(
