@@ -1,46 +1,32 @@
 """Atomic, bit-exact training checkpoints: `eqx.tree_serialise_leaves` for arrays plus a JSON sidecar.
 
-Layout: `<dir>/step_00000100/{state.eqx, meta.json}`. A checkpoint is written into a
-hidden temporary folder and renamed into place, so a crash never leaves a half-written
+Layout: `<dir>/step_00000100/{state.eqx, meta.json}`. A checkpoint is written by the one
+atomic writer (`hybrid_seq.io.atomic`): built in a hidden sibling, fsynced, renamed into
+place, and removed on any failure, so neither a crash nor an error leaves a half-written
 `step_*` folder; `latest_checkpoint` only considers complete ones.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
 from typing import Any
 
 import equinox as eqx
 
+from hybrid_seq.io.atomic import atomic_path
+
 _STATE, _META = "state.eqx", "meta.json"
 
 
-def _fsync_file(path: pathlib.Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
 def save_checkpoint(directory: str | pathlib.Path, tree: Any, *, step: int, metadata: dict | None = None) -> pathlib.Path:
-    """Write the array leaves of `tree` and `{"step": step, **metadata}` to `directory/step_<step>`; returns that path."""
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step_{step:08d}"
-    tmp = directory / f".{final.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    eqx.tree_serialise_leaves(tmp / _STATE, tree)
-    (tmp / _META).write_text(json.dumps({"step": step, **(metadata or {})}, indent=2, sort_keys=True))
-    for name in (_STATE, _META):
-        _fsync_file(tmp / name)
-    if final.exists():
-        stale = directory / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, stale)
-        shutil.rmtree(stale)
-    os.replace(tmp, final)
+    """Write the array leaves of `tree` and `{"step": step, **metadata}` to `directory/step_<step>` (replacing it); returns that path."""
+    final = pathlib.Path(directory) / f"step_{step:08d}"
+    with atomic_path(final, overwrite=True) as temporary:
+        temporary.mkdir()
+        eqx.tree_serialise_leaves(temporary / _STATE, tree)
+        (temporary / _META).write_text(json.dumps({"step": step, **(metadata or {})}, indent=2, sort_keys=True))
     return final
 
 
