@@ -73,7 +73,8 @@ def allocate(mib: int) -> int:
 
 
 def test_in_child_reports_the_childs_own_peak_rss() -> None:
+    # Shared library pages make a fresh process's RSS vary by ~100 MiB, hence the wide band.
     small, small_peak = in_child("tests.bench.test_timing:allocate", mib=1)
-    large, large_peak = in_child("tests.bench.test_timing:allocate", mib=256)
-    assert (small, large) == (1, 256)
-    assert 200 * 2**20 < large_peak - small_peak < 320 * 2**20
+    large, large_peak = in_child("tests.bench.test_timing:allocate", mib=512)
+    assert (small, large) == (1, 512)
+    assert 384 * 2**20 < large_peak - small_peak < 768 * 2**20
