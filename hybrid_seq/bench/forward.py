@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from hybrid_seq.bench.timing import in_child, interleaved, timed
+from hybrid_seq.bench.timing import in_child, interleaved, progress_bar, timed
 
 IMPLEMENTATIONS = ("ours", "reference")
 
@@ -74,7 +74,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     implementations = [i for i in IMPLEMENTATIONS if i != "reference" or _has_reference()]
-    rows = [_in_subprocess(which, args.preset, length, args.reps) for length in args.lengths for which in implementations]
+    jobs = progress_bar([(which, length) for length in args.lengths for which in implementations], desc="forward",
+                        unit="process")
+    rows = []
+    for which, length in jobs:
+        jobs.set_postfix_str(f"{which} T={length}")
+        rows.append(_in_subprocess(which, args.preset, length, args.reps))
     print(f"forward pass, preset {args.preset}, batch 1, fp32, {jax.devices()[0].platform}")
     print(format_table(rows))
     if args.json:

@@ -21,7 +21,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from hybrid_seq.bench.timing import in_child, peak_rss_bytes
+from hybrid_seq.bench.timing import in_child, peak_rss_bytes, progress_bar
 
 FORMATS = ("huggingface", "hybrid_seq")
 
@@ -68,13 +68,17 @@ def load(directory: str) -> dict[str, Any]:
 
 def measure(preset: str, format: str, overrides: dict[str, Any], scratch: str | None = None) -> dict[str, Any]:
     """Write the checkpoint in one child, load it in a fresh one; the loader's figures and the checkpoint's size."""
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp, progress_bar(total=2, desc="load", unit="process") as bar:
         directory = str(Path(tmp) / "ckpt")
+        bar.set_postfix_str("writing the checkpoint")
         start = time.perf_counter()
         in_child("hybrid_seq.bench.load:write", preset=preset, format=format, directory=directory, overrides=overrides)
         written = time.perf_counter() - start
         disk = sum(f.stat().st_size for f in Path(directory).iterdir())
+        bar.update()
+        bar.set_postfix_str("loading it in a fresh process")
         result, peak = in_child("hybrid_seq.bench.load:load", directory=directory)
+        bar.update()
     rise = peak - result["rss_before_load"]
     return {**result, "peak_rss": peak, "checkpoint_bytes": disk, "write_seconds": written,
             "rss_rise_over_checkpoint": rise / disk}

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 from hybrid_seq import scan
-from hybrid_seq.bench.timing import interleaved
+from hybrid_seq.bench.timing import interleaved, progress_bar
 
 FULL_SHAPES = ((8, 2048, 2560), (1, 8192, 4096))
 SMALL_SHAPES = ((2, 512, 512), (1, 1024, 1024))
@@ -92,37 +94,39 @@ def run(
     backends: list[str] | None = None,
     with_reference: bool = True,
     reps: int = 5,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = tqdm.write,
 ) -> list[Row]:
-    """Time every contender on every (shape, dtype, mode); returns one `Row` each."""
+    """Time every contender on every (shape, dtype, mode); returns one `Row` each.
+
+    Progress: a tqdm bar over the configurations, and one `log` line as each starts.
+    """
     rows = []
     fns = contenders(backends, with_reference)
-    for shape in shapes:
-        for dtype in dtypes:
+    with progress_bar(total=len(shapes) * len(dtypes) * len(modes), desc="scan", unit="config") as bar:
+        for shape, dtype in itertools.product(shapes, dtypes):
             kx, ka = jax.random.split(jax.random.key(0))
             x = jax.random.normal(kx, shape, DTYPES[dtype])
             a = jax.random.uniform(ka, shape, DTYPES[dtype], 0.9, 1.0)
-            copy = _medians({"copy": jax.jit(lambda x, a: a + x)}, (x, a), reps, desc=f"{shape} {dtype} copy")["copy"]
+            copy = _medians({"copy": jax.jit(lambda x, a: a + x)}, (x, a), reps, f"{shape} {dtype} copy")["copy"]
             for mode in modes:
                 log(f"timing {shape} {dtype} {mode} ...")
                 timed = _medians({n: _compiled(f, mode) for n, f in fns.items()}, (x, a), reps, f"{shape} {dtype} {mode}")
-                gigabytes = ARRAYS_MOVED[mode] * x.size * x.dtype.itemsize / 1e9
-                copy_gbps = 3 * x.size * x.dtype.itemsize / 1e9 / copy
-                reference = timed.get(REFERENCE_BASELINE)
-                for name, seconds in timed.items():
-                    rows.append(
-                        Row(
-                            name,
-                            shape,
-                            dtype,
-                            mode,
-                            seconds,
-                            gigabytes / seconds,
-                            100 * gigabytes / seconds / copy_gbps,
-                            None if reference is None else reference / seconds,
-                        )
-                    )
+                rows += _rows(timed, shape, dtype, mode, bytes_per_array=x.size * x.dtype.itemsize, copy_s=copy)
+                bar.update()
     return rows
+
+
+def _rows(
+    timed: dict[str, float], shape: tuple[int, int, int], dtype: str, mode: str, *, bytes_per_array: int, copy_s: float
+) -> list[Row]:
+    gigabytes = ARRAYS_MOVED[mode] * bytes_per_array / 1e9
+    copy_gbps = 3 * bytes_per_array / 1e9 / copy_s
+    reference = timed.get(REFERENCE_BASELINE)
+    return [
+        Row(name, shape, dtype, mode, seconds, gigabytes / seconds, 100 * gigabytes / seconds / copy_gbps,
+            None if reference is None else reference / seconds)
+        for name, seconds in timed.items()
+    ]
 
 
 def format_table(rows: list[Row]) -> str:

@@ -4,7 +4,8 @@ Why this shape: on a shared machine a slow drift (another job starting) hits eve
 contender alike when each repetition runs all of them once, so ratios within one run stay
 comparable. The first call of each contender (compile + one run) is reported apart and
 never mixed into the repetitions. Every call is timed until `jax.block_until_ready` returns
-on its outputs, so asynchronous dispatch cannot make a contender look fast.
+on its outputs, so asynchronous dispatch cannot make a contender look fast. Progress is a
+tqdm bar on stderr (`progress_bar`), drawn only on a terminal and cleared when done.
 
 Peak memory is measured only where it is reliable: as the peak RSS (`getrusage` max RSS) of
 a fresh child process that runs one contender (`in_child`). Resetting the peak inside a
@@ -26,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -87,8 +88,7 @@ def interleaved(
     names = list(contenders)
     first: dict[str, float] = {}
     samples: dict[str, list[float]] = {name: [] for name in names}
-    with tqdm(total=len(names) * (reps + 1), desc=desc, unit="call", leave=False,
-              disable=None if progress is None else not progress) as bar:
+    with progress_bar(total=len(names) * (reps + 1), desc=desc, unit="call", show=progress) as bar:
         for name in names:
             bar.set_postfix_str(f"{name} (first call)")
             first[name] = timed(contenders[name], clock=clock)[0]
@@ -99,6 +99,11 @@ def interleaved(
                 samples[name].append(timed(contenders[name], clock=clock)[0])
                 bar.update()
     return {name: Timing(first[name], tuple(samples[name])) for name in names}
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, *, show: bool | None = None, **kwargs: Any) -> tqdm:
+    """The benchmarks' progress bar: tqdm on stderr, cleared when done; `show=None` draws it only on a terminal."""
+    return tqdm(iterable, leave=False, disable=None if show is None else not show, **kwargs)
 
 
 def peak_rss_bytes() -> int:
