@@ -76,7 +76,7 @@ class RGLRU(eqx.Module):
         self.a_param = init_a_param(k_a, width, dtype)
         self.input_gate = BlockDiagonalLinear(width, num_heads, key=k_input, dtype=dtype)
         self.a_gate = BlockDiagonalLinear(width, num_heads, key=k_gate, dtype=dtype)
-        scan_lib.get(scan_backend)
+        scan_lib.validate(scan_backend)
         self.scan_backend = scan_backend
 
     def init_state(self, batch_size: int) -> Float32[Array, "B L"]:
@@ -102,7 +102,7 @@ class RGLRU(eqx.Module):
 
     def with_scan_backend(self, name: str) -> RGLRU:
         """The same layer (same weights) running the recurrence with the backend `name`."""
-        scan_lib.get(name)
+        scan_lib.validate(name)
         new = object.__new__(RGLRU)
         for field in ("a_param", "input_gate", "a_gate"):
             object.__setattr__(new, field, getattr(self, field))

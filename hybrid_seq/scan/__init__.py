@@ -15,16 +15,19 @@ from hybrid_seq.scan.registry import (
     Backend,
     BoundScan,
     available,
+    contextual_names,
     current_platform,
     get,
     get_backend,
     names,
     register,
+    register_contextual,
     resolve,
     unregister,
+    validate,
 )
 from hybrid_seq.scan.sequential import sequential_scan
-from hybrid_seq.scan.sharded import ShardedScan, sharded
+from hybrid_seq.scan.sharded import ShardedScan, from_context, sharded
 
 register(
     "sequential",
@@ -46,15 +49,18 @@ register(
     pallas_tpu_scan,
     platforms=["tpu"],
     interpreted_on=["cpu"],
-    description="Pallas TPU-style kernel (grid B x lane tiles x time tiles); interpreted on CPU",
+    description="Pallas Mosaic kernel (grid B x lane-tile groups x time tiles, VMEM carry); interpreted off TPU",
 )
 register(
     "pallas_gpu",
     pallas_gpu_scan,
     platforms=["gpu"],
     interpreted_on=["cpu"],
-    description="Pallas Triton-style kernel (grid B x channel blocks, loop over time); interpreted on CPU",
+    description="Pallas Triton kernels (chunk summaries, fold, rescan: B x D/128 x T/64 programs); interpreted off GPU",
 )
+
+# Time split over the 'seq' axis of the mesh in context (`jax.set_mesh`), local backend 'auto'.
+register_contextual("sharded", from_context)
 
 __all__ = [
     "Backend",
@@ -64,12 +70,15 @@ __all__ = [
     "ShardedScan",
     "available",
     "check_inputs",
+    "contextual_names",
     "current_platform",
     "get",
     "get_backend",
     "names",
     "register",
+    "register_contextual",
     "resolve",
     "sharded",
     "unregister",
+    "validate",
 ]

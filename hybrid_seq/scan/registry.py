@@ -16,12 +16,14 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from hybrid_seq.scan._vjp import with_scan_vjp
-from hybrid_seq.scan.contract import Kernel, Sequence, State, check_inputs
+from hybrid_seq.scan.contract import Kernel, Scan, Sequence, State, check_inputs
 
 PLATFORMS = ("cpu", "gpu", "tpu")
 
-# The single place where `auto` is decided. Chosen by measurement (docs/scan.md):
-# on CPU `sequential` is the fastest forward and forward+backward in fp32 and bf16.
+# The single place where `auto` is decided, on the evidence in docs/scan.md: on CPU
+# `sequential` is the measured fastest forward and forward+backward in fp32 and bf16; on
+# TPU the Mosaic kernel, which lowers at every shape (the reference's design there); on
+# GPU XLA's own log-depth scan until the Triton kernel has been timed on a device.
 _AUTO = {"cpu": "sequential", "gpu": "associative", "tpu": "pallas_tpu"}
 
 
@@ -62,6 +64,8 @@ class BoundScan:
 
 
 _REGISTRY: dict[str, BoundScan] = {}
+#: Names bound when called to their context (e.g. the mesh set with `jax.set_mesh`): name -> factory.
+_CONTEXTUAL: dict[str, Callable[[], Scan]] = {}
 
 
 def register(
@@ -93,6 +97,21 @@ def register(
     _REGISTRY[name] = BoundScan(backend, with_scan_vjp(fn) if custom_vjp else fn)
 
 
+def register_contextual(name: str, factory: Callable[[], Scan]) -> None:
+    """Add a backend name that `get` resolves by calling ``factory()`` (e.g. from the current mesh).
+
+    ``factory`` raises a ValueError saying what the context lacks.
+    """
+    if name == "auto" or name in _REGISTRY or name in _CONTEXTUAL:
+        raise ValueError(f"scan.register_contextual: name {name!r} is reserved or taken")
+    _CONTEXTUAL[name] = factory
+
+
+def contextual_names() -> list[str]:
+    """Backend names bound to the calling context (such as 'sharded'), not in `names()`."""
+    return list(_CONTEXTUAL)
+
+
 def unregister(name: str) -> None:
     """Remove a backend added with `register`."""
     if name not in _REGISTRY:
@@ -103,8 +122,18 @@ def unregister(name: str) -> None:
 def get_backend(name: str) -> Backend:
     """The `Backend` record (kernel, platforms) of a registered name."""
     if name not in _REGISTRY:
-        raise ValueError(f"scan: unknown backend {name!r}; known: {['auto', *names()]}")
+        raise ValueError(f"scan: unknown backend {name!r}; known: {['auto', *names(), *contextual_names()]}")
     return _REGISTRY[name].backend
+
+
+def validate(name: str) -> None:
+    """Raise a ValueError unless ``name`` can be passed to `get` on this platform.
+
+    A contextual name (such as 'sharded') is only checked to exist: its context (the
+    mesh) is needed when the scan is called, not when a model is built.
+    """
+    if name not in _CONTEXTUAL:
+        get(name)
 
 
 def names() -> list[str]:
@@ -135,8 +164,14 @@ def resolve(name: str, platform: str | None = None) -> str:
     return choice
 
 
-def get(name: str) -> BoundScan:
-    """The scan called ``name`` ('auto' allowed) for the current platform."""
+def get(name: str) -> Scan:
+    """The scan called ``name`` ('auto' allowed) for the current platform.
+
+    A contextual name is bound now to its context: 'sharded' splits time over the 'seq'
+    axis of the mesh set with `jax.set_mesh` (a clear error without one).
+    """
+    if name in _CONTEXTUAL:
+        return _CONTEXTUAL[name]()
     platform = current_platform()
     resolved = resolve(name, platform)
     backend = get_backend(resolved)

@@ -18,7 +18,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
 from hybrid_seq.scan.contract import Sequence, State, check_inputs
@@ -29,7 +29,7 @@ from hybrid_seq.scan.registry import BoundScan, get
 class ShardedScan:
     """A `Scan` whose time axis is split over ``mesh.shape[axis_name]`` shards."""
 
-    mesh: Mesh
+    mesh: Mesh | AbstractMesh
     axis_name: str
     local: BoundScan
     batch_axis: str | None = None
@@ -69,8 +69,11 @@ class ShardedScan:
             h0 = jnp.zeros((x.shape[0], x.shape[2]), jnp.float32)
         seq = PartitionSpec(self.batch_axis, self.axis_name, None)
         state = PartitionSpec(self.batch_axis, None)
-        if AxisType.Explicit in self.mesh.axis_types:
-            # Explicit meshes type-check shardings: place the inputs as the specs say.
+        explicit = AxisType.Explicit in self.mesh.axis_types
+        if explicit:
+            # Explicit meshes type-check shardings: place the inputs as the specs say, and
+            # give the outputs back sharded as `x` and `h0` came in.
+            x_sharding, h0_sharding = jax.typeof(x).sharding, jax.typeof(h0).sharding
             x, a = (jax.reshard(v, NamedSharding(self.mesh, seq)) for v in (x, a))
             h0 = jax.reshard(h0, NamedSharding(self.mesh, state))
         mapped = jax.shard_map(
@@ -82,7 +85,28 @@ class ShardedScan:
             # is computed identically on every shard from all-gathered values.
             check_vma=False,
         )
-        return mapped(x, a, h0)
+        y, h_last = mapped(x, a, h0)
+        if explicit and not x_sharding.mesh.empty:
+            y = jax.reshard(y, x_sharding)
+        if explicit and not h0_sharding.mesh.empty:
+            h_last = jax.reshard(h_last, h0_sharding)
+        return y, h_last
+
+
+#: The mesh axis that the backend name 'sharded' splits time over.
+SEQUENCE_AXIS = "seq"
+
+
+def from_context() -> ShardedScan:
+    """The backend named 'sharded': time split over the 'seq' axis of the mesh in context."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or SEQUENCE_AXIS not in mesh.shape:
+        found = "no mesh is set" if mesh.empty else f"the mesh has axes {list(mesh.shape)}"
+        raise ValueError(
+            f"scan backend 'sharded' needs a mesh with a {SEQUENCE_AXIS!r} axis in context ({found}): call the "
+            f"model under `jax.set_mesh(mesh)`, or pass `hybrid_seq.scan.sharded(mesh, axis_name)` as the backend"
+        )
+    return ShardedScan(mesh, SEQUENCE_AXIS, get("auto"))
 
 
 def sharded(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,3 +78,39 @@ def test_sharded_errors_are_clear():
         scan.sharded(mesh, "seq")(*_inputs((1, 12, 2), "float32"))
     with pytest.raises(ValueError, match="unknown backend"):
         scan.sharded(mesh, "seq", local="nope")
+
+
+def test_sharded_by_name_uses_the_mesh_in_context():
+    mesh = _mesh((8,), ("seq",))
+    x, a, h0 = _inputs((2, 16, 3), "float32", seed=4)
+    with jax.set_mesh(mesh):
+        backend = scan.get("sharded")
+        assert backend.name == f"sharded[{scan.resolve('auto')}]"
+        y, h_last = jax.jit(backend)(x, a, h0)
+    y_ref, h_ref = scan_oracle(x, a, h0)
+    assert_close(y, y_ref, "float32")
+    assert_close(h_last, h_ref, "float32")
+    assert "sharded" in scan.contextual_names() and "sharded" not in scan.names()
+
+
+def test_model_with_sharded_backend_by_name_equals_unsharded():
+    import hybrid_seq as hs
+
+    config = hs.ModelConfig(vocab_size=32, width=16, mlp_expanded_width=16, num_heads=2, block_pattern="RA",
+                            attention_window_size=4)
+    model = hs.Model(config, key=jax.random.key(0))
+    tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 32)
+    positions = jnp.tile(jnp.arange(16), (2, 1))
+    expected, _ = model(tokens, positions)
+    sharded_model = hs.Model(config, key=jax.random.key(0), scan_backend="sharded")
+    with jax.set_mesh(_mesh((8,), ("seq",))):
+        logits, _ = eqx.filter_jit(sharded_model)(tokens, positions)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_sharded_by_name_without_a_mesh_is_a_clear_error():
+    with pytest.raises(ValueError, match="'sharded' needs a mesh with a 'seq' axis in context \\(no mesh is set\\)"):
+        scan.get("sharded")
+    with jax.set_mesh(_mesh((2, 4), ("data", "model"))):
+        with pytest.raises(ValueError, match=r"the mesh has axes \['data', 'model'\]"):
+            scan.get("sharded")
