@@ -142,25 +142,54 @@ def format_table(rows: list[Row]) -> str:
 
 
 def plot(rows: list[Row], path: str) -> None:
-    """Bar chart of time per contender, one panel per (shape, dtype, mode)."""
+    """Linear bars of GB/s (longer is faster) per contender, one panel per (shape, dtype) and mode.
+
+    Each bar is labelled with its time and its speed-up over the reference. The measured
+    `a + x` copy over the same bytes (the bandwidth ceiling) is a dashed line, or named in
+    the title where it lies far beyond the bars.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as error:
         raise RuntimeError("plotting needs matplotlib: pip install matplotlib") from error
-    panels = sorted({(r.shape, r.dtype, r.mode) for r in rows}, key=str)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), squeeze=False)
-    for ax, key in zip(axes[:, 0], panels):
-        sel = [r for r in rows if (r.shape, r.dtype, r.mode) == key]
-        ax.barh([r.contender for r in sel], [1e3 * r.seconds for r in sel])
-        ax.set_xscale("log")
-        ax.set_xlabel("ms (log)")
-        ax.set_title(f"{key[0]} {key[1]} {key[2]}")
+    cases = list(dict.fromkeys((r.shape, r.dtype) for r in rows))
+    modes = list(dict.fromkeys(r.mode for r in rows))
+    names = list(dict.fromkeys(r.contender for r in rows))
+    fig, axes = plt.subplots(len(cases), len(modes), figsize=(6.5 * len(modes), (0.4 * len(names) + 1.1) * len(cases)),
+                             squeeze=False)
+    for (shape, dtype), row_axes in zip(cases, axes):
+        for mode, ax in zip(modes, row_axes):
+            sel = sorted((r for r in rows if (r.shape, r.dtype, r.mode) == (shape, dtype, mode)),
+                         key=lambda r: names.index(r.contender), reverse=True)
+            bars = ax.barh([r.contender for r in sel], [r.gb_per_s for r in sel],
+                           color=["0.6" if r.contender.startswith("ref:") else "C0" for r in sel])
+            ax.bar_label(bars, [_bar_label(r) for r in sel], padding=3, fontsize=8)
+            right = 1.5 * max(r.gb_per_s for r in sel)
+            copy_gbps = 100 * sel[0].gb_per_s / sel[0].pct_of_copy
+            title = f"{shape} {dtype} {mode}"
+            if copy_gbps < right:
+                ax.axvline(copy_gbps, color="k", linestyle="--", linewidth=1, label="a + x copy")
+                ax.legend(loc="best", fontsize=8)
+            else:
+                title += f"  (a + x copy: {copy_gbps:.1f} GB/s)"
+            ax.set_xlim(0, right)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.set_xlabel("GB/s (longer is faster)")
+            ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _bar_label(row: Row) -> str:
+    ms = f"{1e3 * row.seconds:,.1f} ms"
+    if row.contender == REFERENCE_BASELINE:
+        return f"{ms}, baseline"
+    return ms if row.ratio_to_reference is None else f"{ms}, {row.ratio_to_reference:.2f}x ref"
 
 
 def main(args: argparse.Namespace) -> int:
