@@ -6,7 +6,8 @@ import zipfile
 from pathlib import Path
 
 from hybrid_seq.io.huggingface import MODEL_TYPE
-from hybrid_seq.io.native import is_native_config, read_json
+from hybrid_seq.io.json_file import read_json
+from hybrid_seq.io.native import is_native_config
 from hybrid_seq.io.orbax import MARKERS
 
 #: Format names accepted by `load` (detected) and `save` (chosen).

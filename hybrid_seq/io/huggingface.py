@@ -27,6 +27,7 @@ import numpy as np
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.assemble import leaf_shapes
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
+from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.io.source import LayoutSource, insert, shape_struct
 from hybrid_seq.model import Model
@@ -103,6 +104,10 @@ def _hf_shape(shape: tuple[int, ...], transform: str) -> tuple[int, ...]:
     return shape
 
 
+#: The rank of the HF tensors each transform applies to (none: any).
+_RANK = {"T": 2, "conv": 3, "none": None}
+
+
 def _flax_shape(shape: tuple[int, ...], transform: str) -> tuple[int, ...]:
     if transform == "T":
         return shape[::-1]
@@ -125,22 +130,32 @@ def _flax_location(name: str) -> tuple[tuple[str, ...], tuple[int, ...] | None, 
     return None
 
 
-def _rope(hf: dict[str, Any]) -> tuple[float, float]:
+def _number(hf: dict[str, Any], key: str, default: int | float, file: Path) -> float:
+    """`hf[key]` (or `default` when absent) as a number; any other JSON value is an error naming the key."""
+    value = hf.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{file}: {key}={value!r} is not a number")
+    return float(value)
+
+
+def _rope(hf: dict[str, Any], file: Path) -> tuple[float, float]:
     rope = hf.get("rope_parameters") or {}
-    theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
-    factor = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5))
-    return float(theta), float(factor)
+    if not isinstance(rope, dict):
+        raise ValueError(f"{file}: rope_parameters={rope!r} is not an object")
+    theta = _number(rope, "rope_theta", _number(hf, "rope_theta", 10000.0, file), file)
+    factor = _number(rope, "partial_rotary_factor", _number(hf, "partial_rotary_factor", 0.5, file), file)
+    return theta, factor
 
 
 def _check_expressible(hf: dict[str, Any], file: Path) -> None:
     """Raise if config.json asks for something our model cannot do."""
-    theta, factor = _rope(hf)
+    theta, factor = _rope(hf, file)
     wanted = {
         "num_key_value_heads": (hf.get("num_key_value_heads"), 1),
         "hidden_activation": (hf.get("hidden_activation", "gelu_pytorch_tanh"), "gelu_pytorch_tanh"),
         "rope_theta": (theta, 10000.0),
         "partial_rotary_factor": (factor, 0.5),
-        "rms_norm_eps": (float(hf.get("rms_norm_eps", 1e-6)), 1e-6),
+        "rms_norm_eps": (_number(hf, "rms_norm_eps", 1e-6, file), 1e-6),
         "attention_bias": (bool(hf.get("attention_bias", False)), False),
         "tie_word_embeddings": (bool(hf.get("tie_word_embeddings", True)), True),
     }
@@ -149,19 +164,34 @@ def _check_expressible(hf: dict[str, Any], file: Path) -> None:
             raise ValueError(f"{file}: {key}={value!r} is not supported (hybrid_seq models need {needed!r})")
 
 
+#: Keys of an HF config.json that describe the architecture; transformers always writes them.
+_REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+             "num_key_value_heads", "block_types")
+
+
+def _check_complete(hf: dict[str, Any], file: Path) -> None:
+    """Raise if config.json lacks an architecture key, or `block_types` is not a list of kind names."""
+    for key in _REQUIRED:
+        if key not in hf:
+            raise ValueError(f"{file} is missing the key {key!r}")
+    block_types = hf["block_types"]
+    if not isinstance(block_types, list) or not block_types or not all(isinstance(k, str) for k in block_types):
+        raise ValueError(f"{file}: block_types={block_types!r} is not a non-empty list of block kind names")
+
+
 def _check_against_weights(hf: dict[str, Any], inferred: dict[str, Any], file: Path) -> None:
     """Raise if config.json contradicts the shapes of the weights."""
     layer_kinds = list(parse_pattern(inferred["block_pattern"]).layer_kinds)
     layers = len(layer_kinds)
     width = inferred["width"]
     claims = {
-        "vocab_size": (hf.get("vocab_size"), inferred["vocab_size"]),
-        "hidden_size": (hf.get("hidden_size"), width),
-        "intermediate_size": (hf.get("intermediate_size"), 2 * inferred.get("mlp_expanded_width", 0)),
-        "num_hidden_layers": (hf.get("num_hidden_layers"), layers),
-        "num_attention_heads": (hf.get("num_attention_heads"), inferred.get("num_heads")),
-        "lru_width": (hf.get("lru_width") or hf.get("hidden_size"), inferred.get("lru_width") or width),
-        "block_types": ((list(hf.get("block_types", [])) * layers)[:layers], layer_kinds),
+        "vocab_size": (hf["vocab_size"], inferred["vocab_size"]),
+        "hidden_size": (hf["hidden_size"], width),
+        "intermediate_size": (hf["intermediate_size"], 2 * inferred["mlp_expanded_width"]),
+        "num_hidden_layers": (hf["num_hidden_layers"], layers),
+        "num_attention_heads": (hf["num_attention_heads"], inferred["num_heads"]),
+        "lru_width": (hf.get("lru_width") or hf["hidden_size"], inferred.get("lru_width") or width),
+        "block_types": ((hf["block_types"] * layers)[:layers], layer_kinds),
     }
     for key, (said, found) in claims.items():
         if said != found:
@@ -174,9 +204,10 @@ _HF_KINDS = ("recurrent", "attention")
 def huggingface_source(directory: Path) -> LayoutSource:
     """A HuggingFace RecurrentGemma directory as a `LayoutSource` (window = HF's - 1)."""
     config_file = directory / "config.json"
-    hf = json.loads(config_file.read_text())
+    hf = read_json(config_file)
     if hf.get("model_type") != MODEL_TYPE:
         raise ValueError(f"{config_file}: model_type is {hf.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    _check_complete(hf, config_file)
     _check_expressible(hf, config_file)
     reader = SafetensorsReader.from_directory(directory, _WEIGHTS)
     shapes: dict[str, Any] = {}
@@ -188,6 +219,8 @@ def huggingface_source(directory: Path) -> LayoutSource:
                 unused.append(name)
             continue
         path, index, transform = location
+        if transform != "none" and len(shape) != _RANK[transform]:
+            raise ValueError(f"{reader.file_of(name)}: tensor {name} has shape {shape}, expected {_RANK[transform]}-D")
         shape = _flax_shape(shape, transform)
         if index is not None:
             shape = (2, *([1] * (len(index) - 1)), *shape)
@@ -202,10 +235,10 @@ def huggingface_source(directory: Path) -> LayoutSource:
     source = LayoutSource(str(directory), "huggingface", shapes, fetch, lambda w: hf_name(w)[0], unused=tuple(unused))
     _check_against_weights(hf, source.inferred(), config_file)
     source.settings = {
-        "attention_window_size": int(hf.get("attention_window_size", 2048)) - 1,
-        "logits_soft_cap": float(hf.get("logits_soft_cap", 30.0)),
+        "attention_window_size": int(_number(hf, "attention_window_size", 2048, config_file)) - 1,
+        "logits_soft_cap": _number(hf, "logits_soft_cap", 30.0, config_file),
         "embeddings_scale_by_sqrt_dim": True,
-        "conv1d_temporal_width": int(hf.get("conv1d_width", 4)),
+        "conv1d_temporal_width": int(_number(hf, "conv1d_width", 4, config_file)),
     }
     return source
 

@@ -7,7 +7,7 @@ exactly.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.assemble import ShardingSpec, build_model, check_preset, dotted, leaf_shapes
 from hybrid_seq.io.flax_layout import leaf_path
+from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
 from hybrid_seq.model import Model
 
@@ -26,10 +27,14 @@ WEIGHTS = "model.safetensors"
 
 
 def read_config(directory: Path) -> ModelConfig:
-    """The ModelConfig stored in `directory/config.json`."""
+    """The ModelConfig stored in `directory/config.json` (a missing field is named as a missing key)."""
     file = directory / "config.json"
+    data = read_json(file)
+    for field in dataclasses.fields(ModelConfig):
+        if field.name not in data and field.default is dataclasses.MISSING:
+            raise ValueError(f"{file} is missing the key {field.name!r}")
     try:
-        return ModelConfig.from_json(file.read_text())
+        return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{file}: not a valid hybrid_seq ModelConfig: {error}") from None
 
@@ -90,13 +95,3 @@ def save_native(model: Model, directory: Path) -> None:
     """Write `model` into the (existing, empty) `directory` in our format."""
     values = {leaf_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
     write_native(model.config, directory, lambda path: np.asarray(values[path]), model.dtype)
-
-
-def read_json(file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text())
-    except ValueError as error:
-        raise ValueError(f"{file}: not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a JSON object")
-    return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -139,4 +140,72 @@ def test_hf_features_we_lack_are_refused(tmp_path: Path, model) -> None:
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, "num_key_value_heads": 4}))
     with pytest.raises(ValueError, match=r"config\.json: num_key_value_heads=4 is not supported"):
+        hio.load(path)
+
+
+def _index(directory: Path, data) -> None:
+    (directory / "model.safetensors.index.json").write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def test_bad_shard_index(tmp_path: Path, model) -> None:
+    path = hio.save(model, tmp_path / "hf", format="huggingface")
+    index = re.escape(str(path / "model.safetensors.index.json"))
+    cases = [
+        ({"metadata": {}}, rf"{index}: has no 'weight_map'"),
+        ("{", rf"{index}: not valid JSON"),
+        ([], rf"{index}: expected a JSON object, got a JSON list"),
+        ({"weight_map": ["model.safetensors"]}, rf"{index}: 'weight_map' is not a non-empty object"),
+        ({"weight_map": {"model.embed_tokens.weight": 3}}, rf"{index}: weight_map: tensor model\.embed_tokens\.weight: "
+                                                          r"3 is not a shard file name"),
+        ({"weight_map": {"model.embed_tokens.weight": "model-00002.safetensors"}},
+         rf"{index}: lists shards that do not exist: .*model-00002\.safetensors"),
+    ]
+    for data, message in cases:
+        _index(path, data)
+        with pytest.raises(ValueError, match=message):
+            hio.load(path)
+    _index(path, {"weight_map": {"model.embed_tokens.weight": "model.safetensors"}})
+    assert hio.load(path).config == hio.load(hio.save(model, tmp_path / "plain", format="huggingface")).config
+
+
+@pytest.mark.parametrize("key", ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                 "num_attention_heads", "num_key_value_heads", "block_types"])
+def test_hf_config_missing_a_key_names_it(tmp_path: Path, model, key: str) -> None:
+    path = hio.save(model, tmp_path / "hf", format="huggingface")
+    config = json.loads((path / "config.json").read_text())
+    del config[key]
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=re.escape(f"{path / 'config.json'} is missing the key {key!r}")):
+        hio.load(path)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("block_types", "recurrent", r"block_types='recurrent' is not a non-empty list of block kind names"),
+    ("logits_soft_cap", "high", r"logits_soft_cap='high' is not a number"),
+    ("attention_window_size", [7], r"attention_window_size=\[7\] is not a number"),
+    ("rope_parameters", [1], r"rope_parameters=\[1\] is not an object"),
+    ("rms_norm_eps", None, r"rms_norm_eps=None is not a number"),
+])
+def test_hf_config_values_of_the_wrong_type(tmp_path: Path, model, key: str, value, message: str) -> None:
+    path = hio.save(model, tmp_path / "hf", format="huggingface")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, key: value}))
+    with pytest.raises(ValueError, match=re.escape(str(path / "config.json")) + ": " + message):
+        hio.load(path)
+
+
+def test_native_config_missing_a_key_names_it(tmp_path: Path, model) -> None:
+    path = hio.save(model, tmp_path / "ours")
+    config = json.loads((path / "config.json").read_text())
+    del config["vocab_size"]
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=re.escape(f"{path / 'config.json'} is missing the key 'vocab_size'")):
+        hio.load(path)
+
+
+def test_hf_tensor_of_the_wrong_rank_is_named(tmp_path: Path, model) -> None:
+    path = hio.save(model, tmp_path / "hf", format="huggingface")
+    name = "model.layers.0.temporal_block.conv_1d.weight"
+    _rewrite_safetensors(path / "model.safetensors", lambda t: {**t, name: t[name][:, 0]})
+    with pytest.raises(ValueError, match=rf"model\.safetensors: tensor {re.escape(name)} has shape \(64, 4\), expected 3-D"):
         hio.load(path)
