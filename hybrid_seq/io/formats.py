@@ -7,8 +7,9 @@ from pathlib import Path
 
 from hybrid_seq.io.huggingface import MODEL_TYPE
 from hybrid_seq.io.json_file import read_json
-from hybrid_seq.io.native import is_native_config
+from hybrid_seq.io.native import CONFIG_KEY, is_native_config
 from hybrid_seq.io.orbax import MARKERS
+from hybrid_seq.io.safetensors_file import read_header, starts_like_safetensors
 
 #: Format names accepted by `load` (detected) and `save` (chosen).
 FORMATS = ("hybrid_seq", "huggingface", "flax", "pytorch")
@@ -19,7 +20,8 @@ def detect(path: str | Path) -> str:
 
     A directory with `config.json` is ours (it names a `block_pattern`) or HuggingFace's
     (`model_type` "recurrent_gemma"); a directory with orbax metadata is the reference Flax
-    checkpoint; a zip file is a `torch.save`d state dict.
+    checkpoint; a zip file is a `torch.save`d state dict; a safetensors file is ours if its
+    metadata holds our config, and otherwise an error saying that its directory is needed.
     """
     path = Path(path)
     if not path.exists():
@@ -41,7 +43,25 @@ def detect(path: str | Path) -> str:
     if zipfile.is_zipfile(path):
         return "pytorch"
     with open(path, "rb") as file:
-        magic = file.read(4)
+        magic = file.read(9)
     if magic[:2] == b"PK":
         raise ValueError(f"{path}: looks like a torch.save zip archive but is truncated or corrupt")
-    raise ValueError(f"{path}: unknown checkpoint format (a file, but not a torch.save zip archive)")
+    if path.suffix == ".safetensors" or starts_like_safetensors(magic):
+        return _bare_safetensors(path)
+    raise ValueError(f"{path}: unknown checkpoint format (a file, but neither a torch.save zip archive nor safetensors)")
+
+
+def _bare_safetensors(path: Path) -> str:
+    """"hybrid_seq" for one of our safetensors files that carries its config; otherwise an error saying what it is."""
+    header = read_header(path)
+    if CONFIG_KEY in header.metadata:
+        return "hybrid_seq"
+    names = set(header.shapes)
+    if any(name.startswith("model.") for name in names):
+        found = "HuggingFace tensor names"
+    elif "embedder.weight" in names:
+        found = f"hybrid_seq tensor names but no {CONFIG_KEY} metadata (written before the config was stored there)"
+    else:
+        found = f"{len(names)} tensors named neither as HuggingFace's nor as ours"
+    where = "its directory" if (path.parent / "config.json").exists() else "a directory holding it and its config.json"
+    raise ValueError(f"{path}: a safetensors file with {found}; pass {where}")

@@ -12,8 +12,7 @@ from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.assemble import leaf_shapes, matching_preset
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.loading import layout_source
-from hybrid_seq.io.native import read_config
-from hybrid_seq.io.safetensors_file import SafetensorsReader
+from hybrid_seq.io.native import open_native
 from hybrid_seq.pattern import parse_pattern
 
 
@@ -27,8 +26,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     format = detect(path)
     if format == "hybrid_seq":
-        config = read_config(path)
-        reader = SafetensorsReader.from_directory(path, "model.safetensors")
+        config, reader, _ = open_native(path)
         architecture = config.to_dict()
         dtype = str(reader.dtypes.get("embedder.weight", "unknown"))
         sizes = [int(np.prod(shape)) for shape in leaf_shapes(config).values()]

@@ -31,7 +31,8 @@ def load(
 ) -> Model:
     """The Model stored at `path`, in any supported format (see `detect`).
 
-    Formats: our own directory (`config.json` + `model.safetensors`); a HuggingFace
+    Formats: our own directory (`config.json` + `model.safetensors`), or that bare file
+    (its metadata holds the config); a HuggingFace
     `RecurrentGemmaForCausalLM` directory (single or sharded safetensors); the reference
     Flax checkpoint (an orbax directory, bare tree or under `params`); the reference PyTorch
     `.pt` state dict (read without torch).

@@ -2,12 +2,14 @@
 
 Tensor names are our leaf paths joined by dots (``blocks.0.temporal.linear_x.weight``), in
 our layout, so every model (any block pattern, user-defined kinds included) round-trips
-exactly.
+exactly. The config is also written into the safetensors metadata (`CONFIG_KEY`), so the
+bare `model.safetensors` loads on its own; files written before that need their directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,19 +26,45 @@ from hybrid_seq.model import Model
 
 FORMAT = "hybrid_seq"
 WEIGHTS = "model.safetensors"
+#: The safetensors metadata key holding `ModelConfig.to_json()`.
+CONFIG_KEY = "hybrid_seq_config"
 
 
 def read_config(directory: Path) -> ModelConfig:
     """The ModelConfig stored in `directory/config.json` (a missing field is named as a missing key)."""
     file = directory / "config.json"
-    data = read_json(file)
+    return _config(read_json(file), str(file))
+
+
+def _config(data: dict[str, Any], source: str) -> ModelConfig:
     for field in dataclasses.fields(ModelConfig):
         if field.name not in data and field.default is dataclasses.MISSING:
-            raise ValueError(f"{file} is missing the key {field.name!r}")
+            raise ValueError(f"{source} is missing the key {field.name!r}")
     try:
         return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{file}: not a valid hybrid_seq ModelConfig: {error}") from None
+        raise ValueError(f"{source}: not a valid hybrid_seq ModelConfig: {error}") from None
+
+
+def open_native(path: Path) -> tuple[ModelConfig, SafetensorsReader, str]:
+    """The config, the tensors, and where the config came from, of our checkpoint at `path`.
+
+    `path` is a directory (`config.json` + `model.safetensors`) or a bare safetensors file
+    whose metadata holds the config under `CONFIG_KEY`.
+    """
+    if path.is_dir():
+        return read_config(path), SafetensorsReader.from_directory(path, WEIGHTS), str(path / "config.json")
+    reader = SafetensorsReader([path], str(path))
+    source = f"the {CONFIG_KEY} metadata of {path}"
+    if CONFIG_KEY not in reader.metadata:
+        raise ValueError(f"{path}: a safetensors file without {CONFIG_KEY} metadata; pass its directory (config.json)")
+    try:
+        data = json.loads(reader.metadata[CONFIG_KEY])
+    except ValueError as error:
+        raise ValueError(f"{source}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object, got a JSON {type(data).__name__}")
+    return _config(data, source), reader, str(path)
 
 
 def is_native_config(data: dict[str, Any]) -> bool:
@@ -45,21 +73,20 @@ def is_native_config(data: dict[str, Any]) -> bool:
 
 
 def load_native(
-    directory: Path,
+    path: Path,
     *,
     preset: str | None,
     dtype: Any,
     sharding: ShardingSpec,
     overrides: dict[str, Any],
 ) -> Model:
-    """The model saved in `directory` (overrides replace config fields; preset must match)."""
-    config = read_config(directory)
+    """The model saved at `path`, a directory or a bare file (overrides replace config fields; preset must match)."""
+    config, reader, config_source = open_native(path)
     if overrides:
         config = config.replace(**overrides)
     if preset is not None:
-        check_preset(config, preset, source=str(directory / "config.json"))
-    reader = SafetensorsReader.from_directory(directory, WEIGHTS)
-    label = f"{directory} ({FORMAT})"
+        check_preset(config, preset, source=config_source)
+    label = f"{path} ({FORMAT})"
     skeleton = leaf_shapes(config)
     expected = {dotted(path) for path in skeleton}
     extra = sorted(set(reader.shapes) - expected)
@@ -86,7 +113,7 @@ def write_native(
         directory / WEIGHTS,
         [(name, shape, dtype) for name, (_, shape) in sorted(paths.items())],
         lambda name: leaf(paths[name][0]),
-        metadata={"format": FORMAT},
+        metadata={"format": FORMAT, CONFIG_KEY: config.to_json()},
     )
     (directory / "config.json").write_text(config.to_json() + "\n")
 

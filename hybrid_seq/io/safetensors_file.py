@@ -69,6 +69,11 @@ def write_safetensors(
 _MAX_HEADER = 100_000_000
 
 
+def starts_like_safetensors(start: bytes) -> bool:
+    """Whether a file's first 9 bytes read as a safetensors header length followed by a JSON object."""
+    return len(start) >= 9 and int.from_bytes(start[:8], "little") <= _MAX_HEADER and start[8:9] == b"{"
+
+
 @dataclasses.dataclass(frozen=True)
 class Header:
     """The validated header of one safetensors file: each tensor's dtype and shape, and the string metadata."""
