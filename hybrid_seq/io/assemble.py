@@ -121,28 +121,36 @@ def place(value: Any, *, dtype: Any, sharding: jax.sharding.Sharding | None) -> 
     )
 
 
+def skeleton(config: ModelConfig, dtype: Any = jnp.float32) -> Model:
+    """The Model of `config` with `jax.ShapeDtypeStruct` leaves: its structure, paths and shapes, allocating nothing."""
+    return eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype))
+
+
+def shapes_of(model: Model) -> dict[tuple[str | int, ...], tuple[int, ...]]:
+    """The leaf paths (`leaf_path` form, in flattening order) of `model` (or of a `skeleton`) and their shapes."""
+    return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(model)[0]}
+
+
 def leaf_shapes(config: ModelConfig) -> dict[tuple[str | int, ...], tuple[int, ...]]:
     """Our leaf paths (`leaf_path` form, in flattening order) and their shapes for `config`, without allocating."""
-    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0)))
-    return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(skeleton)[0]}
+    return shapes_of(skeleton(config))
 
 
 def build_model(
-    config: ModelConfig,
+    skeleton: Model,
     fetch: Callable[[tuple[str | int, ...]], Any],
     *,
-    dtype: Any,
     source: str,
     name: Callable[[tuple[str | int, ...]], str] = dotted,
     sharding: ShardingSpec = None,
 ) -> Model:
-    """A Model whose leaf at each path (`leaf_path` form) is `fetch(path)`, shape-checked, cast and placed.
+    """The Model shaped like `skeleton` whose leaf at each path (`leaf_path` form) is `fetch(path)`.
 
-    Leaves are fetched and converted one at a time, so a lazy `fetch` (memory maps,
-    per-tensor file reads) never holds more than one source tensor besides the model.
-    `name(path)` is how error messages call the tensor in the file.
+    Each leaf is shape-checked, cast to the skeleton's dtype and placed on `sharding`. Leaves are fetched and converted one at a
+    time, so a lazy `fetch` (memory maps, per-tensor file reads) never holds more than one
+    source tensor besides the model. `name(path)` is how error messages call the tensor in
+    the file.
     """
-    skeleton = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype))
     flat, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
     leaves = []
     for key_path, spec in flat:
@@ -154,7 +162,7 @@ def build_model(
                 f"needs {tuple(spec.shape)} for {dotted(path)}"
             )
         target = sharding(dotted(path)) if callable(sharding) else sharding
-        leaves.append(place(value, dtype=dtype, sharding=target))
+        leaves.append(place(value, dtype=spec.dtype, sharding=target))
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
@@ -175,9 +183,8 @@ def model_from_leaves(
 
     name = name or describe
     return build_model(
-        config,
+        skeleton(config, dtype or jnp.float32),
         lambda path: fetch(flax_leaf(config, path)),
-        dtype=dtype or jnp.float32,
         source=source,
         name=lambda path: name(flax_leaf(config, path)),
         sharding=sharding,
@@ -196,4 +203,6 @@ __all__ = [
     "model_from_leaves",
     "place",
     "resolve_config",
+    "shapes_of",
+    "skeleton",
 ]

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.assemble import ShardingSpec, build_model, check_preset, dotted, leaf_shapes
+from hybrid_seq.io.assemble import ShardingSpec, build_model, check_preset, dotted, leaf_shapes, shapes_of, skeleton
 from hybrid_seq.io.flax_layout import leaf_path
 from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
@@ -87,21 +87,18 @@ def load_native(
     if preset is not None:
         check_preset(config, preset, source=config_source)
     label = f"{path} ({FORMAT})"
-    skeleton = leaf_shapes(config)
-    expected = {dotted(path) for path in skeleton}
-    extra = sorted(set(reader.shapes) - expected)
+    abstract = skeleton(config, reader.dtypes.get("embedder.weight", np.float32) if dtype is None else dtype)
+    extra = sorted(set(reader.shapes) - {dotted(leaf) for leaf in shapes_of(abstract)})
     if extra:
         raise ValueError(f"{label}: tensors with no place in the model: {', '.join(extra)}")
 
-    def fetch(path: tuple[str | int, ...]) -> np.ndarray:
-        name = dotted(path)
+    def fetch(leaf: tuple[str | int, ...]) -> np.ndarray:
+        name = dotted(leaf)
         if name not in reader:
             raise ValueError(f"{reader.label}: tensor {name} is missing")
         return reader[name]
 
-    if dtype is None:
-        dtype = reader.dtypes.get("embedder.weight", np.float32)
-    return build_model(config, fetch, dtype=dtype, source=label, sharding=sharding)
+    return build_model(abstract, fetch, source=label, sharding=sharding)
 
 
 def write_native(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import equinox as eqx
 import jax.numpy as jnp
 import pytest
 
@@ -80,3 +81,18 @@ def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
 def test_huggingface_rejects_what_it_cannot_express(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="embeddings"):
         hio.save(random_model(small_config(embeddings_scale_by_sqrt_dim=False)), tmp_path / "a", format="huggingface")
+
+
+def test_loading_our_format_builds_the_model_skeleton_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = random_model(small_config())
+    path = hio.save(model, tmp_path / "ours")
+    calls = []
+    real = eqx.filter_eval_shape
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(eqx, "filter_eval_shape", counting)
+    assert_same_weights(hio.load(path), model)
+    assert len(calls) == 1
