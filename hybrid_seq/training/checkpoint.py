@@ -51,9 +51,12 @@ def prune_checkpoints(directory: str | pathlib.Path, keep: int) -> None:
         shutil.rmtree(path)
 
 
+def read_meta(path: str | pathlib.Path) -> dict:
+    """The JSON sidecar of the checkpoint at `path`: `{"step": ..., **metadata}`, without reading the arrays."""
+    return json.loads((pathlib.Path(path) / _META).read_text())
+
+
 def load_checkpoint(path: str | pathlib.Path, like: Any) -> tuple[Any, dict]:
     """Read a checkpoint into the structure of `like` (same pytree, e.g. a freshly built model and `optimizer.init`); returns `(tree, meta)`."""
     path = pathlib.Path(path)
-    tree = eqx.tree_deserialise_leaves(path / _STATE, like)
-    meta = json.loads((path / _META).read_text())
-    return tree, meta
+    return eqx.tree_deserialise_leaves(path / _STATE, like), read_meta(path)

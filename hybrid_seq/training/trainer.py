@@ -16,8 +16,16 @@ from typing import Any
 import equinox as eqx
 import optax
 
+from hybrid_seq.config import ModelConfig
 from hybrid_seq.model import Model
-from hybrid_seq.training.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from hybrid_seq.pattern import parse_pattern
+from hybrid_seq.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    read_meta,
+    save_checkpoint,
+)
 from hybrid_seq.training.data import DataSource
 from hybrid_seq.training.loss import LossTerms
 from hybrid_seq.training.step import StepConfig, make_eval_step, make_train_step
@@ -108,10 +116,17 @@ class Trainer:
         return path
 
     def restore(self, path: str | pathlib.Path | None = None) -> bool:
-        """Load `path` (default: the latest checkpoint of this run, if any); drops metrics logged after it. True if restored."""
+        """Load `path` (default: the latest checkpoint of this run, if any); drops metrics logged after it. True if restored.
+
+        The checkpoint's saved model config must equal this trainer's model's (a ValueError
+        names each differing field otherwise): settings such as the attention window, the
+        soft cap or the embedding scale leave the shapes alone, so the weights would load
+        silently into a different model.
+        """
         path = path if path is not None else (None if self.checkpoint_dir is None else latest_checkpoint(self.checkpoint_dir))
         if path is None:
             return False
+        _check_saved_config(read_meta(path).get("model_config"), self.state.model.config, path)
         (model, opt_state), meta = load_checkpoint(path, (self.state.model, self.state.opt_state))
         self.state = TrainState(model, opt_state, int(meta["step"]))
         if self.metrics_path is not None and self.metrics_path.exists():
@@ -176,6 +191,33 @@ class Trainer:
                 self.save()
                 window_start = time.perf_counter()
         return self.state
+
+
+def _check_saved_config(saved: dict | None, config: ModelConfig, path: str | pathlib.Path) -> None:
+    """Raise unless `saved` (a checkpoint's `ModelConfig.to_dict()`; None: not recorded) describes `config`."""
+    if saved is None:
+        return
+    current = config.to_dict()
+
+    def same(name: str) -> bool:
+        if name not in saved or name not in current:
+            return False
+        if name == "block_pattern":
+            return parse_pattern(saved[name]).layer_kinds == config.layer_kinds
+        return saved[name] == current[name]
+
+    def show(values: dict, name: str) -> str:
+        return repr(values[name]) if name in values else "absent"
+
+    differing = [name for name in [*current, *(k for k in saved if k not in current)] if not same(name)]
+    if differing:
+        raise ValueError(
+            f"{path}: the checkpoint was saved from a model with another config: "
+            + "; ".join(
+                f"{name} is {show(saved, name)} in the checkpoint but {show(current, name)} in this model"
+                for name in differing
+            )
+        )
 
 
 def _keep(entry: dict, name: str, step: int) -> bool:

@@ -1,10 +1,12 @@
 """Trainer: resume is bit-exact; metrics and checkpoints land on disk."""
 
 import json
+import re
 
 import equinox as eqx
 import jax
 import numpy as np
+import pytest
 
 from hybrid_seq import Model, ModelConfig
 from hybrid_seq.training import MQAR, OptimConfig, Trainer, TrainerConfig, latest_checkpoint, make_optimizer
@@ -45,3 +47,25 @@ def test_resume_is_bit_exact(tmp_path):
     for x, y in zip(leaves((straight.state.model, straight.state.opt_state)), leaves((second.state.model, second.state.opt_state))):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert sorted(p.name for p in second.checkpoint_dir.iterdir()) == ["step_00000003", "step_00000006"]
+
+
+def test_restore_refuses_a_checkpoint_of_another_config(tmp_path):
+    """Window, soft cap and embedding scale leave every shape alone: without the check the weights would load silently."""
+    saved = make_trainer(tmp_path).save()
+    other = CONFIG.replace(attention_window_size=4, logits_soft_cap=30.0, embeddings_scale_by_sqrt_dim=True)
+    trainer = Trainer(Model(other, key=jax.random.PRNGKey(0)), make_optimizer(OPTIM), TASK,
+                      config=TrainerConfig(total_steps=6, out_dir=str(tmp_path), name="tiny"), verbose=False)
+    message = (
+        f"{saved}: the checkpoint was saved from a model with another config: "
+        "attention_window_size is 8 in the checkpoint but 4 in this model; "
+        "logits_soft_cap is 0.0 in the checkpoint but 30.0 in this model; "
+        "embeddings_scale_by_sqrt_dim is False in the checkpoint but True in this model"
+    )
+    with pytest.raises(ValueError, match=re.escape(message) + "$"):
+        trainer.restore()
+    assert trainer.state.step == 0
+
+    respelled = CONFIG.replace(block_pattern=["recurrent", "attention"])
+    same = Trainer(Model(respelled, key=jax.random.PRNGKey(1)), make_optimizer(OPTIM), TASK,
+                   config=TrainerConfig(total_steps=6, out_dir=str(tmp_path), name="tiny"), verbose=False)
+    assert same.restore(saved)
