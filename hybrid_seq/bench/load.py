@@ -2,7 +2,7 @@
 
 No download: a child process writes a synthetic bf16 checkpoint with the real 2B tree and
 shapes, tensor by tensor (each filled with a constant), then a second, fresh child loads it
-with `hybrid_seq.io.load` and reports its peak RSS (`getrusage`) before and after. The
+with `hybrid_seq.io.load` and reports its peak RSS (`timing.peak_rss_bytes`) before and after. The
 checkpoint is about 5.4 GB on disk (HuggingFace or our own safetensors layout).
 
     hybrid-seq bench load [--format huggingface|hybrid_seq] [--dir DIR] [--preset NAME] [--set JSON]

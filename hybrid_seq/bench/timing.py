@@ -7,10 +7,10 @@ never mixed into the repetitions. Every call is timed until `jax.block_until_rea
 on its outputs, so asynchronous dispatch cannot make a contender look fast. Progress is a
 tqdm bar on stderr (`progress_bar`), drawn only on a terminal and cleared when done.
 
-Peak memory is measured only where it is reliable: as the peak RSS (`getrusage` max RSS) of
-a fresh child process that runs one contender (`in_child`). Resetting the peak inside a
-running process (`/proc/self/clear_refs`) does not work everywhere, and a process's peak
-never goes down, so "rise during one call" figures are not offered.
+Peak memory is measured only where it is reliable: as the peak RSS of a fresh child process
+that runs one contender (`in_child`, `peak_rss_bytes`). Resetting the peak inside a running
+process (`/proc/self/clear_refs`) does not work everywhere, and a process's peak never goes
+down, so "rise during one call" figures are not offered.
 
     timings = interleaved({"ours": lambda: f(x), "reference": lambda: g(x)}, reps=5)
     timings["ours"].median, timings["ours"].first_call_s
@@ -107,7 +107,20 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, show: bool | None = N
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far (`getrusage` max RSS), in bytes."""
+    """This process's peak resident set size so far, in bytes.
+
+    On Linux this is `VmHWM` from /proc/self/status, the high-water mark of the address
+    space this process got at exec: `getrusage`'s max RSS there carries the *parent's* peak
+    over fork and exec, so a small child of a big parent would report the parent's figure.
+    Elsewhere it is `getrusage` max RSS.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
