@@ -7,7 +7,6 @@ Kept only while `tests/io/test_memory.py` loads this file; delete it once that t
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from hybrid_seq.bench import load
@@ -17,6 +16,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="benchmarks/load_2b.py")
     load.register(parser.add_subparsers(dest="target", required=True))
     args = parser.parse_args(["load", *(argv or [])])
-    result = load.measure(args.preset, args.format, json.loads(args.set), args.dir)
+    result = load.measure(args.preset, args.format, args.set, args.dir)
     print(load.format_report(result, args.preset, args.format))
     return result

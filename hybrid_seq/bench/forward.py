@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from hybrid_seq.bench.timing import in_child, interleaved, progress_bar, timed
+from hybrid_seq.cli.args import int_at_least, preset_name
 
 IMPLEMENTATIONS = ("ours", "reference")
 
@@ -99,8 +100,8 @@ def _has_reference() -> bool:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("forward", help="full-sequence forward: compile time, speed, memory vs the reference")
-    parser.add_argument("--preset", default="griffin-small", help="model preset (default: width 512, 6 layers RRA)")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096], help="sequence lengths")
-    parser.add_argument("--reps", type=int, default=3, help="timed repetitions per measurement")
+    parser.add_argument("--preset", type=preset_name, default="griffin-small", help="model preset (default: width 512, 6 layers RRA)")
+    parser.add_argument("--lengths", type=int_at_least(1), nargs="+", default=[1024, 4096], help="sequence lengths")
+    parser.add_argument("--reps", type=int_at_least(1), default=3, help="timed repetitions per measurement")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.set_defaults(func=run)

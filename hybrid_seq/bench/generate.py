@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from hybrid_seq.bench.reference import reference_griffin
 from hybrid_seq.bench.timing import Timing, interleaved
+from hybrid_seq.cli.args import int_at_least, preset_name
 
 PRESET = "griffin-small"
 
@@ -201,8 +202,8 @@ def _plot(rows: list[dict[str, float]], path: str, preset: str) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="prefill/decode speed vs the reference Sampler; state vs KV-cache size")
-    parser.add_argument("--preset", default=PRESET)
+    parser.add_argument("--preset", type=preset_name, default=PRESET)
     parser.add_argument("--quick", action="store_true", help="smaller lengths (T 256/1024, up to 1024 new tokens)")
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int_at_least(1), default=5)
     parser.add_argument("--plot", default="bench_generate.png", help="PNG path ('' to skip)")
     parser.set_defaults(func=run)

@@ -11,7 +11,6 @@ checkpoint is about 5.4 GB on disk (HuggingFace or our own safetensors layout).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 import zlib
@@ -22,6 +21,7 @@ import ml_dtypes
 import numpy as np
 
 from hybrid_seq.bench.timing import in_child, peak_rss_bytes, progress_bar
+from hybrid_seq.cli.args import json_object, preset_name
 
 FORMATS = ("huggingface", "hybrid_seq")
 
@@ -97,7 +97,7 @@ def format_report(result: dict[str, Any], preset: str, format: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = measure(args.preset, args.format, json.loads(args.set), args.dir)
+    result = measure(args.preset, args.format, args.set, args.dir)
     print(format_report(result, args.preset, args.format))
     return 0
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("load", help="peak RSS of loading a synthetic bf16 RecurrentGemma-2B checkpoint")
     parser.add_argument("--format", choices=FORMATS, default="huggingface")
-    parser.add_argument("--preset", default="recurrentgemma-2b")
-    parser.add_argument("--set", default="{}", help="JSON dict of preset overrides (for reduced sizes)")
+    parser.add_argument("--preset", type=preset_name, default="recurrentgemma-2b")
+    parser.add_argument("--set", type=json_object, default={}, help="JSON dict of preset overrides (for reduced sizes)")
     parser.add_argument("--dir", help="where to write the checkpoint (default: a temporary directory)")
     parser.set_defaults(func=run)

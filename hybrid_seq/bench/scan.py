@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from hybrid_seq import scan
 from hybrid_seq.bench.timing import interleaved, progress_bar
+from hybrid_seq.cli.args import int_at_least
 
 FULL_SHAPES = ((8, 2048, 2560), (1, 8192, 4096))
 SMALL_SHAPES = ((2, 512, 512), (1, 1024, 1024))
@@ -215,13 +216,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("scan", help="time the scan backends against the reference")
     parser.add_argument("--small", action="store_true", help=f"use shapes {SMALL_SHAPES}")
     parser.add_argument(
-        "--shape", nargs=3, type=int, action="append", metavar=("B", "T", "D"),
+        "--shape", nargs=3, type=int_at_least(1), action="append", metavar=("B", "T", "D"),
         help="shape to time (repeatable; overrides --small)",
     )
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--backends", nargs="+", help="backend names (default: all available)")
     parser.add_argument("--no-reference", action="store_true", help="skip recurrentgemma's scans")
-    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median)")
+    parser.add_argument("--reps", type=int_at_least(1), default=5, help="interleaved repetitions (median)")
     parser.add_argument("--out", help="write a PNG plot here (needs matplotlib)")
     parser.set_defaults(func=main)

@@ -21,6 +21,7 @@ import numpy as np
 
 from hybrid_seq.bench.reference import reference_griffin
 from hybrid_seq.bench.timing import interleaved
+from hybrid_seq.cli.args import int_at_least, preset_name
 
 PRESET = "griffin-small"
 
@@ -121,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="training tokens/s: ours vs the reference Flax Griffin, same weights and optimizer")
-    parser.add_argument("--preset", default=PRESET)
-    parser.add_argument("--seq-len", type=int, default=2048)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--preset", type=preset_name, default=PRESET)
+    parser.add_argument("--seq-len", type=int_at_least(1), default=2048)
+    parser.add_argument("--batch", type=int_at_least(1), default=1)
+    parser.add_argument("--reps", type=int_at_least(1), default=3)
     parser.add_argument("--remat", action="store_true", help="gradient checkpointing per block on both sides")
     parser.set_defaults(func=run)

@@ -2,6 +2,11 @@
 
 Each subcommand lives in its own module exposing `register(subparsers)`, which adds
 its parser and sets `func` (called with the parsed namespace, returning an exit code).
+
+Errors are reported here, in one place: a bad argument (argparse, or the validated types
+of `hybrid_seq.cli.args`) and a `ValueError` / `OSError` / `ImportError` from the library
+(a bad value, a missing file, a missing extra) each print one `hybrid-seq: error: ...`
+line and exit with status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,12 +14,28 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 _SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate", "train")
 
 
+class UsageError(SystemExit):
+    """Exit status 2 after the one error line; `str()` is the message (so callers can match on it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors (its own and its subcommands') reach `main` as a `UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hybrid-seq",
         description="Hybrid recurrent/attention sequence models (Griffin, Hawk, RecurrentGemma).",
     )
@@ -25,8 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Run `hybrid-seq ARGV`; errors print one line to stderr and raise `UsageError` (exit status 2)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, OSError, ImportError) as error:
+        message = " ".join(str(error).split())
+    print(f"hybrid-seq: error: {message}", file=sys.stderr)
+    raise UsageError(message) from None
 
 
 if __name__ == "__main__":

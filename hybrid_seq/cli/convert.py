@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from hybrid_seq.cli.args import field_assignment, preset_name
 from hybrid_seq.io import FORMATS, load, save
 
 
@@ -17,32 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("src", help="checkpoint file or directory")
     parser.add_argument("dst", help="where to write (must not exist unless --overwrite)")
     parser.add_argument("--to", dest="format", choices=FORMATS, required=True, help="output format")
-    parser.add_argument("--preset", help="check the weights against this preset and take its settings")
+    parser.add_argument("--preset", type=preset_name, help="check the weights against this preset and take its settings")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="cast the weights")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="FIELD=JSON",
+        "--set", dest="overrides", type=field_assignment, action="append", default=[], metavar="FIELD=JSON",
         help="a ModelConfig field the weights do not determine, e.g. --set attention_window_size=2048",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     parser.set_defaults(func=run)
 
 
-def _parse_override(text: str) -> tuple[str, object]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"hybrid-seq convert: --set expects FIELD=VALUE, got {text!r}")
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
-
-
 def run(args: argparse.Namespace) -> int:
-    overrides = dict(_parse_override(text) for text in args.overrides)
-    try:
-        model = load(args.src, preset=args.preset, dtype=args.dtype, **overrides)
-        save(model, args.dst, format=args.format, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
-        raise SystemExit(f"hybrid-seq convert: {error}") from None
+    model = load(args.src, preset=args.preset, dtype=args.dtype, **dict(args.overrides))
+    save(model, args.dst, format=args.format, overwrite=args.overwrite)
     print(f"wrote {args.dst} ({args.format})")
     return 0

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from hybrid_seq.sampling.demo import DEMO_PRESET
+from hybrid_seq.cli import UsageError
+from hybrid_seq.cli.args import float_in, int_at_least, preset_name
+from hybrid_seq.sampling.demo import DEMO_PRESET, DEMO_TEMPERATURE
+
+BYTE_TOKENIZER = "byte"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("prompt", help="the prompt (in --chat mode: the user's message)")
     parser.add_argument("--checkpoint", help="model checkpoint path (default: random demo model)")
-    parser.add_argument("--tokenizer", help="SentencePiece tokenizer.model (required with --checkpoint)")
-    parser.add_argument("--preset", help="preset to check the checkpoint against / take unknown settings from")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: all)")
+    parser.add_argument(
+        "--tokenizer",
+        help=f"SentencePiece tokenizer.model, or '{BYTE_TOKENIZER}' for the byte tokenizer (required with --checkpoint)",
+    )
+    parser.add_argument("--preset", type=preset_name, help="preset to check the checkpoint against / take unknown settings from")
+    parser.add_argument("--max-new-tokens", type=int_at_least(0), default=64)
+    parser.add_argument(
+        "--temperature", type=float_in(0.0), default=None,
+        help=f"0 = greedy (default with --checkpoint; the demo samples at {DEMO_TEMPERATURE:g})",
+    )
+    parser.add_argument("--top-k", type=int_at_least(0), default=0, help="keep the k most likely tokens (0: all)")
+    parser.add_argument("--top-p", type=float_in(0.0, 1.0, low_open=True), default=1.0, help="nucleus sampling mass (1: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in the instruction-tuned chat format")
@@ -33,38 +44,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_seq.sampling import Sampler, Tokenizer, random_demo
+    from hybrid_seq.sampling import Sampler
+    from hybrid_seq.sampling.demo import printable
 
-    if args.checkpoint is None:
-        if args.tokenizer is not None:
-            print("error: --tokenizer needs --checkpoint", file=sys.stderr)
-            return 2
-        model, tokenizer = random_demo()
-        print(f"[demo: random-weights {DEMO_PRESET} model, byte tokenizer; the output is noise]", file=sys.stderr)
-    else:
-        if args.tokenizer is None:
-            print("error: --checkpoint needs --tokenizer PATH (a SentencePiece model)", file=sys.stderr)
-            return 2
-        from hybrid_seq.io import load
-
-        try:
-            tokenizer = Tokenizer(args.tokenizer)
-        except (FileNotFoundError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        model = load(args.checkpoint, preset=args.preset)
-    sampler = Sampler(model, tokenizer, chat=args.chat)
-    pieces = sampler.stream(
+    demo = args.checkpoint is None
+    model, tokenizer = _demo(args) if demo else _from_checkpoint(args)
+    temperature = args.temperature if args.temperature is not None else DEMO_TEMPERATURE if demo else 0.0
+    if demo:
+        print(_demo_banner(temperature), file=sys.stderr)
+    pieces = Sampler(model, tokenizer, chat=args.chat).stream(
         args.prompt,
         args.max_new_tokens,
-        temperature=args.temperature,
+        temperature=temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
         stop=args.stop,
     )
     for piece in pieces:
-        sys.stdout.write(piece.text)
+        sys.stdout.write(printable(piece.text) if demo else piece.text)
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> tuple[Any, Any]:
+    from hybrid_seq.sampling import random_demo
+
+    if args.tokenizer is not None:
+        raise UsageError("--tokenizer needs --checkpoint (without one, the demo uses the byte tokenizer)")
+    return random_demo()
+
+
+def _from_checkpoint(args: argparse.Namespace) -> tuple[Any, Any]:
+    from hybrid_seq.io import load
+    from hybrid_seq.sampling import ByteTokenizer, Tokenizer
+
+    if args.tokenizer is None:
+        raise UsageError(f"--checkpoint needs --tokenizer (a SentencePiece tokenizer.model, or '{BYTE_TOKENIZER}')")
+    try:
+        tokenizer = ByteTokenizer() if args.tokenizer == BYTE_TOKENIZER else Tokenizer(args.tokenizer)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"--tokenizer: {error}") from None
+    try:
+        return load(args.checkpoint, preset=args.preset), tokenizer
+    except (ValueError, OSError) as error:
+        raise UsageError(f"--checkpoint: {error}") from None
+
+
+def _demo_banner(temperature: float) -> str:
+    why = "a random model's tied embeddings make each token predict itself"
+    if temperature == 0:
+        how = f"greedy decoding repeats the last character ({why})"
+    else:
+        how = f"sampling at temperature {temperature:g}, as greedy decoding would repeat the last character ({why})"
+    return (f"[demo: random-weights {DEMO_PRESET} model, byte tokenizer, output is noise (control characters shown "
+            f"as '·'); {how}]")

@@ -9,6 +9,8 @@ import os
 import jax.numpy as jnp
 
 from hybrid_seq import presets
+from hybrid_seq.cli import UsageError
+from hybrid_seq.cli.args import int_at_least
 from hybrid_seq.params import param_count
 from hybrid_seq.sampling.state import kv_cache_bytes, state_bytes
 
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("target", nargs="?", help="a preset name or a checkpoint path")
     parser.add_argument(
-        "--length", type=int, default=8192, help="sequence length for the KV-cache comparison (default 8192)"
+        "--length", type=int_at_least(1), default=8192, help="sequence length for the KV-cache comparison (default 8192)"
     )
     parser.set_defaults(func=run)
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print(inspect.format_description(inspect.describe(args.target)))
         return 0
     if args.target is not None and args.target not in presets.names():
-        raise SystemExit(f"hybrid-seq info: {args.target!r} is neither a preset ({', '.join(presets.names())}) nor a path")
+        raise UsageError(f"{args.target!r} is neither a preset ({', '.join(presets.names())}) nor a path")
     names = presets.names() if args.target is None else [args.target]
     print(preset_table(names, args.length))
     return 0

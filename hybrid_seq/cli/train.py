@@ -6,6 +6,7 @@ import argparse
 import datetime
 import time
 
+from hybrid_seq.cli.args import float_in, int_at_least
 from hybrid_seq.training.experiment import ExperimentConfig, run_experiment
 from hybrid_seq.training.tasks import task_names
 
@@ -24,16 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--task", default=_DEFAULTS.task, choices=task_names())
     parser.add_argument("--patterns", default=",".join(_DEFAULTS.patterns), help="comma-separated block patterns")
-    parser.add_argument("--steps", type=int, default=_DEFAULTS.steps)
-    parser.add_argument("--width", type=int, default=_DEFAULTS.width)
-    parser.add_argument("--num-heads", type=int, default=_DEFAULTS.num_heads)
-    parser.add_argument("--seq-len", type=int, default=_DEFAULTS.seq_len)
-    parser.add_argument("--num-pairs", type=int, default=_DEFAULTS.num_pairs, help="MQAR key-value pairs")
-    parser.add_argument("--vocab-size", type=int, default=_DEFAULTS.vocab_size)
-    parser.add_argument("--window", type=int, default=None, help="attention window (default: the sequence length)")
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    parser.add_argument("--lr", type=float, default=_DEFAULTS.peak_lr)
-    parser.add_argument("--eval-every", type=int, default=_DEFAULTS.eval_every)
+    parser.add_argument("--steps", type=int_at_least(1), default=_DEFAULTS.steps)
+    parser.add_argument("--width", type=int_at_least(1), default=_DEFAULTS.width)
+    parser.add_argument("--num-heads", type=int_at_least(1), default=_DEFAULTS.num_heads)
+    parser.add_argument("--seq-len", type=int_at_least(1), default=_DEFAULTS.seq_len)
+    parser.add_argument("--num-pairs", type=int_at_least(1), default=_DEFAULTS.num_pairs, help="MQAR key-value pairs")
+    parser.add_argument("--vocab-size", type=int_at_least(1), default=_DEFAULTS.vocab_size)
+    parser.add_argument("--window", type=int_at_least(1), default=None, help="attention window (default: the sequence length)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=_DEFAULTS.batch_size)
+    parser.add_argument("--lr", type=float_in(0.0, low_open=True), default=_DEFAULTS.peak_lr)
+    parser.add_argument("--eval-every", type=int_at_least(1), default=_DEFAULTS.eval_every)
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     parser.add_argument("--out", default=None, help="output folder (default: runs/<task>-<timestamp>)")
     parser.set_defaults(func=run)

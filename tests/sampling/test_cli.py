@@ -15,5 +15,6 @@ def test_generate_demo_runs_without_files(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_generate_reports_missing_tokenizer(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["generate", "hi", "--checkpoint", str(tmp_path), "--tokenizer", str(tmp_path / "none.model")])
-    assert code == 2 and "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "hi", "--checkpoint", str(tmp_path), "--tokenizer", str(tmp_path / "none.model")])
+    assert exit_info.value.code == 2 and "not found" in capsys.readouterr().err
