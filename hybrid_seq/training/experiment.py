@@ -88,8 +88,12 @@ def run_name(pattern: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in pattern)
 
 
-def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True) -> dict:
-    """Train every pattern; write metrics, summary and plot into `cfg.out`; return the summary."""
+def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: bool | None = None) -> dict:
+    """Train every pattern; write metrics, summary and plot into `cfg.out`; return the summary.
+
+    With `verbose`, prints each pattern's size, its eval lines and the final summary table,
+    and shows each pattern's tqdm step bar (`progress`, see `Trainer`).
+    """
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -119,6 +123,7 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True) -> dict:
             schedule=optim.schedule(),
             record={"pattern": pattern},
             verbose=verbose,
+            progress=progress,
         )
         start = time.perf_counter()
         trainer.run()

@@ -1,4 +1,4 @@
-"""A small training loop: progress line, periodic eval, atomic checkpoints with exact resume, and a JSONL metrics log.
+"""A small training loop: a tqdm progress bar, periodic eval, atomic checkpoints with exact resume, and a JSONL metrics log.
 
 Resume is bit-exact because everything that determines the future is saved or derived:
 the model and optimizer state (serialised leaves), the step (JSON), and the data, whose
@@ -15,6 +15,7 @@ from typing import Any
 
 import equinox as eqx
 import optax
+from tqdm import tqdm
 
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.model import Model
@@ -54,13 +55,14 @@ class TrainState:
     step: int
 
 
-def _bar(done: int, total: int, width: int = 20) -> str:
-    filled = int(width * done / max(total, 1))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
 class Trainer:
-    """Train `model` on `train_data` with `optimizer`; see `TrainerConfig`. Call `restore()` to resume, then `run()`."""
+    """Train `model` on `train_data` with `optimizer`; see `TrainerConfig`. Call `restore()` to resume, then `run()`.
+
+    Output: with `verbose`, a tqdm bar over the steps on stderr (loss, masked-token accuracy,
+    tokens/s and lr as its postfix, refreshed every `log_every` steps) when `progress` is
+    True, or is None and stderr is a terminal; and one line per eval and per resume on
+    stdout. `verbose=False` prints nothing. `metrics.jsonl` is written either way.
+    """
 
     def __init__(
         self,
@@ -74,11 +76,12 @@ class Trainer:
         schedule: optax.Schedule | None = None,
         record: dict | None = None,
         verbose: bool = True,
+        progress: bool | None = None,
     ):
         self.optimizer, self.train_data, self.eval_data = optimizer, train_data, eval_data
         self.config, self.step_config, self.schedule = config, step_config, schedule
         self.record = dict(record or {})
-        self.verbose = verbose
+        self.verbose, self.progress = verbose, progress
         self.state = TrainState(model, optimizer.init(eqx.filter(model, eqx.is_inexact_array)), 0)
         self._train_step = make_train_step(optimizer, step_config)
         self._eval_step = make_eval_step(step_config)
@@ -94,7 +97,13 @@ class Trainer:
 
     def _say(self, text: str) -> None:
         if self.verbose:
-            print(text, flush=True)
+            tqdm.write(text)
+
+    def _bar(self) -> tqdm:
+        """The step bar of `run` (current step of `total_steps`); drawn as the class docstring says."""
+        disable = True if not self.verbose else (None if self.progress is None else not self.progress)
+        return tqdm(total=self.config.total_steps, initial=self.state.step, desc=self.config.name, unit="step",
+                    disable=disable)
 
     def _log(self, entry: dict) -> None:
         if self.metrics_path is not None:
@@ -157,39 +166,42 @@ class Trainer:
         cfg = self.config
         until = cfg.total_steps if until is None else until
         window_tokens, window_start, pending = 0, time.perf_counter(), None
-        while self.state.step < until:
-            out = self.step()
-            s = self.state.step
-            window_tokens += out["tokens"]
-            pending = out["metrics"]
-            if s % cfg.log_every == 0 or s == until:
-                loss, grad_norm = float(pending.loss), float(pending.grad_norm)
-                elapsed = time.perf_counter() - window_start
-                entry = {
-                    "step": s,
-                    "split": "train",
-                    "loss": loss,
-                    "accuracy": int(pending.num_correct) / max(int(pending.num_tokens), 1),
-                    "grad_norm": grad_norm,
-                    "tokens_per_s": window_tokens / elapsed,
-                }
-                if self.schedule is not None:
-                    entry["lr"] = float(self.schedule(s - 1))
-                self._log(entry)
-                self._say(
-                    f"{cfg.name} {_bar(s, cfg.total_steps)} step {s}/{cfg.total_steps} loss {loss:.4f} "
-                    f"acc {entry['accuracy']:.3f} | {entry['tokens_per_s'] / 1e3:.1f}k tok/s"
-                    + (f" | lr {entry['lr']:.2e}" if "lr" in entry else "")
-                )
-                window_tokens, window_start = 0, time.perf_counter()
-            if self.eval_data is not None and cfg.eval_every and (s % cfg.eval_every == 0 or s == until):
-                result = self.evaluate()
-                self._log({"step": s, "split": "eval", **result})
-                self._say(f"{cfg.name} eval step {s}: loss {result['loss']:.4f} accuracy {result['accuracy']:.3f}")
-                window_start = time.perf_counter()
-            if cfg.checkpoint_every and self.checkpoint_dir is not None and (s % cfg.checkpoint_every == 0 or s == until):
-                self.save()
-                window_start = time.perf_counter()
+        with self._bar() as bar:
+            while self.state.step < until:
+                out = self.step()
+                s = self.state.step
+                bar.update(1)
+                window_tokens += out["tokens"]
+                pending = out["metrics"]
+                if s % cfg.log_every == 0 or s == until:
+                    loss, grad_norm = float(pending.loss), float(pending.grad_norm)
+                    elapsed = time.perf_counter() - window_start
+                    entry = {
+                        "step": s,
+                        "split": "train",
+                        "loss": loss,
+                        "accuracy": int(pending.num_correct) / max(int(pending.num_tokens), 1),
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": window_tokens / elapsed,
+                    }
+                    if self.schedule is not None:
+                        entry["lr"] = float(self.schedule(s - 1))
+                    self._log(entry)
+                    bar.set_postfix_str(
+                        f"loss {loss:.4f} acc {entry['accuracy']:.3f} {entry['tokens_per_s'] / 1e3:.1f}k tok/s"
+                        + (f" lr {entry['lr']:.2e}" if "lr" in entry else "")
+                    )
+                    window_tokens, window_start = 0, time.perf_counter()
+                if self.eval_data is not None and cfg.eval_every and (s % cfg.eval_every == 0 or s == until):
+                    result = self.evaluate()
+                    self._log({"step": s, "split": "eval", **result})
+                    self._say(f"{cfg.name} eval step {s}: loss {result['loss']:.4f} accuracy {result['accuracy']:.3f}")
+                    window_start = time.perf_counter()
+                if cfg.checkpoint_every and self.checkpoint_dir is not None and (
+                    s % cfg.checkpoint_every == 0 or s == until
+                ):
+                    self.save()
+                    window_start = time.perf_counter()
         return self.state
 
 

@@ -5,11 +5,20 @@ import re
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hybrid_seq import Model, ModelConfig
-from hybrid_seq.training import MQAR, OptimConfig, Trainer, TrainerConfig, latest_checkpoint, make_optimizer
+from hybrid_seq.training import (
+    MQAR,
+    OptimConfig,
+    StepMetrics,
+    Trainer,
+    TrainerConfig,
+    latest_checkpoint,
+    make_optimizer,
+)
 
 CONFIG = ModelConfig(vocab_size=32, width=16, mlp_expanded_width=32, num_heads=2, block_pattern="RA", attention_window_size=8)
 OPTIM = OptimConfig(peak_lr=1e-2, warmup_steps=2, total_steps=6)
@@ -69,3 +78,21 @@ def test_restore_refuses_a_checkpoint_of_another_config(tmp_path):
     same = Trainer(Model(respelled, key=jax.random.PRNGKey(1)), make_optimizer(OPTIM), TASK,
                    config=TrainerConfig(total_steps=6, out_dir=str(tmp_path), name="tiny"), verbose=False)
     assert same.restore(saved)
+
+
+def test_progress_is_a_tqdm_bar_on_stderr_only_when_asked_or_on_a_terminal(tmp_path, capsys):
+    """The output alone: the compiled step is replaced by one returning fixed metrics."""
+    config = TrainerConfig(total_steps=2, log_every=1, out_dir=str(tmp_path), name="tiny")
+    trainer = Trainer(Model(CONFIG, key=jax.random.PRNGKey(0)), make_optimizer(OPTIM), TASK, config=config,
+                      schedule=OPTIM.schedule(), progress=True)
+    metrics = StepMetrics(loss=jnp.float32(1.25), grad_norm=jnp.float32(0.5), num_tokens=jnp.int32(8),
+                          num_correct=jnp.int32(2))
+    trainer._train_step = lambda model, opt_state, batch: (model, opt_state, metrics)
+    trainer.run(until=1)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert re.search(r"tiny: +50%.*\| 1/2 .*loss 1\.2500 acc 0\.250 [\d.]+k tok/s lr 0\.00e\+00", err), err
+    trainer.progress = None  # captured stderr is not a terminal: no bar
+    trainer.run()
+    assert capsys.readouterr() == ("", "")
+    assert [(e["step"], e["loss"], e["accuracy"]) for e in read_metrics(tmp_path)] == [(1, 1.25, 0.25), (2, 1.25, 0.25)]
