@@ -2,7 +2,8 @@
 
 Must run before JAX is imported anywhere: it sets 8 fake host devices so sharding
 tests run on one CPU, and installs jaxtyping + beartype on the `hybrid_seq` package so
-every annotated shape and dtype is checked at call (trace) time.
+every annotated shape and dtype is checked at call (trace) time. It also marks the tests
+that need optional peers (`parity`, `hf`; see the end of this file).
 """
 
 import ast
