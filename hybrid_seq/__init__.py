@@ -26,3 +26,28 @@ __all__ = [
     "temporal_kinds",
     "with_scan_backend",
 ]
+
+
+# Submodules that `import hybrid_seq` does not load: each is imported on first attribute
+# access (PEP 562), so `hybrid_seq.io.load(...)` works after a plain `import hybrid_seq`
+# while the import itself stays as fast as before (io, training & co. are not imported eagerly).
+_LAZY_SUBMODULES = ("bench", "cli", "io", "matrix_scan", "sampling", "testing", "training")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    import importlib.util
+
+    present = [name for name in _LAZY_SUBMODULES if importlib.util.find_spec(f"{__name__}.{name}") is not None]
+    return sorted({*globals(), *present})
