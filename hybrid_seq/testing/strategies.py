@@ -1,4 +1,4 @@
-"""Hypothesis strategies for scan inputs.
+"""Hypothesis strategies for scan inputs (needs the ``test`` extra).
 
 Arrays are built from a drawn seed with NumPy (fast, and shrinking still acts on
 shapes, dtype and options). Decays lie in [0, 1]; optional document resets put
@@ -8,32 +8,10 @@ reset the recurrence.
 
 from __future__ import annotations
 
-import dataclasses
-
-import jax.numpy as jnp
 import numpy as np
-from hypothesis import strategies as st
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-@dataclasses.dataclass(frozen=True)
-class ScanCase:
-    """One scan input: ``x``, ``a`` in ``dtype`` and ``h0`` (float32 or None)."""
-
-    x: np.ndarray
-    a: np.ndarray
-    h0: np.ndarray | None
-    dtype_name: str
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.x.shape)
-
-    @property
-    def id(self) -> str:
-        b, t, d = self.shape
-        return f"B{b}-T{t}-D{d}-{self.dtype_name}{'-h0' if self.h0 is not None else ''}"
+from hybrid_seq.testing._hypothesis import st
+from hybrid_seq.testing.cases import DTYPES, ScanCase, as_dtype, decay_with_resets
 
 
 def shapes(max_batch: int = 3, max_time: int = 24, max_width: int = 12) -> st.SearchStrategy:
@@ -76,15 +54,6 @@ def padded_positions(draw, batch: int, length: int, max_documents: int = 3):
     return rows
 
 
-def decay_with_resets(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Zero the decay at document starts (``pos == 0``) so the state resets there."""
-    return np.where(pos[..., None] == 0, 0.0, a).astype(a.dtype)
-
-
-def _as_dtype(v: np.ndarray, dtype_name: str) -> np.ndarray:
-    return np.asarray(jnp.asarray(v, DTYPES[dtype_name]))
-
-
 @st.composite
 def scan_cases(
     draw,
@@ -104,4 +73,4 @@ def scan_cases(
     if draw(resets):
         a = decay_with_resets(a, draw(positions(b, t)))
     state = rng.standard_normal((b, d)).astype(np.float32) if draw(h0) else None
-    return ScanCase(_as_dtype(x, dtype_name), _as_dtype(a, dtype_name), state, dtype_name)
+    return ScanCase(as_dtype(x, dtype_name), as_dtype(a, dtype_name), state, dtype_name)
