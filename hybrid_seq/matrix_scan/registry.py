@@ -1,0 +1,138 @@
+"""The matrix-scan registry: names -> backends, platform checks, and the one `auto` rule.
+
+A backend registers a `Kernel` and the platforms it runs on. `get` wraps it into a
+`MatrixScan` that checks inputs at trace time and supplies ``h0 = 0`` when it is None.
+Unlike `hybrid_seq.scan`, there is no shared custom VJP: the transpose of a matrix
+recurrence needs every ``h_{t-1}``, so each backend states how it keeps its gradient's
+memory bounded (rematerialisation, or residuals per chunk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from hybrid_seq.matrix_scan.contract import Kernel, State, Values, check_inputs
+from hybrid_seq.scan.registry import PLATFORMS, current_platform
+
+# The single place where `auto` is decided. Chosen by measurement (docs/matrix_scan.md):
+# on CPU at (B=2, T=2048, H=8, K=V=64) `chunked` is the faster forward and forward+backward.
+_AUTO = {"cpu": "chunked", "gpu": "chunked", "tpu": "chunked"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A registered backend: its kernel and where it runs."""
+
+    name: str
+    kernel: Kernel
+    platforms: frozenset[str]
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundMatrixScan:
+    """A `MatrixScan` for one backend: ``(q, k, v, log_decay, h0=None, *, reset=None)``.
+
+    The public entry checks its arguments itself (rather than via annotations) so a bad
+    call raises a ValueError/TypeError that names the argument.
+    """
+
+    backend: Backend
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def __call__(
+        self, q: Array, k: Array, v: Array, log_decay: Array, h0: Array | None = None, *, reset: Array | None = None
+    ) -> tuple[Values, State]:
+        check_inputs(q, k, v, log_decay, h0, reset)
+        if h0 is None:
+            batch, _, _, key = q.shape
+            h0 = jnp.zeros((batch, v.shape[2], key, v.shape[3]), jnp.float32)
+        return self.backend.kernel(q, k, v, log_decay, h0, reset)
+
+
+def bind(name: str, fn: Kernel, *, platforms: Iterable[str] = PLATFORMS, description: str = "") -> BoundMatrixScan:
+    """A `MatrixScan` for ``fn`` without registering it (e.g. a kernel with other options)."""
+    unknown = set(platforms) - set(PLATFORMS)
+    if unknown:
+        raise ValueError(f"matrix_scan: unknown platforms {sorted(unknown)}; use {list(PLATFORMS)}")
+    return BoundMatrixScan(Backend(name, fn, frozenset(platforms), description))
+
+
+_REGISTRY: dict[str, BoundMatrixScan] = {}
+
+
+def register(
+    name: str,
+    fn: Kernel,
+    *,
+    platforms: Iterable[str] = PLATFORMS,
+    description: str = "",
+    overwrite: bool = False,
+) -> None:
+    """Add a backend.
+
+    ``fn(q, k, v, log_decay, h0, reset) -> (y, h_last)`` receives checked inputs, an
+    explicit float32 ``h0`` and ``reset`` or None; JAX differentiates it as it stands.
+    ``platforms``: where it runs (eligible for `auto`).
+    """
+    if name == "auto":
+        raise ValueError("matrix_scan.register: 'auto' is reserved")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"matrix_scan.register: backend {name!r} already exists (pass overwrite=True)")
+    _REGISTRY[name] = bind(name, fn, platforms=platforms, description=description)
+
+
+def unregister(name: str) -> None:
+    """Remove a backend added with `register`."""
+    if name not in _REGISTRY:
+        raise ValueError(f"matrix_scan.unregister: unknown backend {name!r}; known: {names()}")
+    del _REGISTRY[name]
+
+
+def get_backend(name: str) -> Backend:
+    """The `Backend` record (kernel, platforms) of a registered name."""
+    if name not in _REGISTRY:
+        raise ValueError(f"matrix_scan: unknown backend {name!r}; known: {['auto', *names()]}")
+    return _REGISTRY[name].backend
+
+
+def names() -> list[str]:
+    """Registered backend names, in registration order (excluding 'auto')."""
+    return list(_REGISTRY)
+
+
+def available(platform: str | None = None) -> list[str]:
+    """Backends that run on ``platform`` (default: current)."""
+    platform = platform or current_platform()
+    return [n for n, s in _REGISTRY.items() if platform in s.backend.platforms]
+
+
+def resolve(name: str, platform: str | None = None) -> str:
+    """Map ``name`` to a concrete backend name; 'auto' picks the measured fastest one."""
+    platform = platform or current_platform()
+    if name != "auto":
+        return name
+    choice = _AUTO.get(platform, "sequential")
+    if choice not in _REGISTRY or platform not in _REGISTRY[choice].backend.platforms:
+        choice = "sequential"
+    return choice
+
+
+def get(name: str) -> BoundMatrixScan:
+    """The matrix scan called ``name`` ('auto' allowed) for the current platform."""
+    platform = current_platform()
+    resolved = resolve(name, platform)
+    backend = get_backend(resolved)
+    if platform not in backend.platforms:
+        raise ValueError(
+            f"matrix_scan.get: backend {resolved!r} cannot run on platform {platform!r} "
+            f"(it runs on {sorted(backend.platforms)})"
+        )
+    return _REGISTRY[resolved]
