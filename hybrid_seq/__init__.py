@@ -1,7 +1,10 @@
 """hybrid_seq: hybrid recurrent/attention sequence models (Griffin, Hawk, RecurrentGemma) in JAX + Equinox."""
 
-from hybrid_seq import blocks, presets, scan  # noqa: F401  (blocks registers the built-in pattern kinds)
+from hybrid_seq import blocks, kinds, presets, scan  # noqa: F401  (blocks registers the built-in kinds)
+from hybrid_seq.architecture import HybridConfig
+from hybrid_seq.blocks import LayerConfig, NormConfig
 from hybrid_seq.config import ModelConfig
+from hybrid_seq.kinds import KindConfig, register_kind
 from hybrid_seq.model import Cache, Model, with_scan_backend
 from hybrid_seq.params import ParamCount, param_count
 from hybrid_seq.pattern import BlockPattern, parse_pattern, register_temporal_block, temporal_kinds
@@ -12,15 +15,21 @@ __version__ = "0.1.0"
 __all__ = [
     "BlockPattern",
     "Cache",
+    "HybridConfig",
+    "KindConfig",
+    "LayerConfig",
     "Model",
     "ModelConfig",
+    "NormConfig",
     "ParamCount",
     "Sampler",
     "Tokenizer",
     "blocks",
+    "kinds",
     "param_count",
     "parse_pattern",
     "presets",
+    "register_kind",
     "register_temporal_block",
     "scan",
     "temporal_kinds",

@@ -1,4 +1,4 @@
-"""ModelConfig: the frozen, validated description of a hybrid model."""
+"""ModelConfig: Griffin's architecture in the reference's field names, the Griffin builder of `HybridConfig`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import json
 import math
 from typing import Any
 
+from hybrid_seq.architecture import HybridConfig
+from hybrid_seq.blocks import GatedMLPConfig, LegacyKindConfig, NormConfig
 from hybrid_seq.pattern import PatternSpec, parse_pattern, temporal_kind
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a hybrid model.
+    """Architecture of a Griffin-family model (Griffin, Hawk, RecurrentGemma).
 
-    Field names follow DeepMind's reference where the concept is the same.
+    Field names follow DeepMind's reference where the concept is the same. Every layer is
+    a temporal block of the pattern's kind followed by the gated-GeLU MLP; `to_hybrid`
+    gives the same model as a `HybridConfig`, the general form in which every kind
+    carries its own settings.
 
     Attributes:
         vocab_size: number of tokens (V).
@@ -56,7 +61,7 @@ class ModelConfig:
             raise TypeError(
                 f"embeddings_scale_by_sqrt_dim must be a bool, got {self.embeddings_scale_by_sqrt_dim!r}"
             )
-        for kind in set(self.block_pattern.unit):
+        for kind in dict.fromkeys(self.block_pattern.unit):
             validate = temporal_kind(kind).validate
             if validate is not None:
                 validate(self)
@@ -83,6 +88,26 @@ class ModelConfig:
     def final_w_init_variance_scale(self) -> float:
         """Variance scale of each sub-block's last projection: 2 / num_layers."""
         return 2.0 / self.num_layers
+
+    def to_hybrid(self) -> HybridConfig:
+        """The same architecture as a `HybridConfig` (letters bound to the kinds' own configs)."""
+        kinds = {}
+        for name in dict.fromkeys(self.block_pattern.unit):
+            kind = temporal_kind(name)
+            kinds[kind.letter] = (
+                kind.kind_config(self) if kind.kind_config is not None else LegacyKindConfig(name=name, model_config=self)
+            )
+        letters = tuple(temporal_kind(name).letter for name in self.block_pattern.unit)
+        return HybridConfig(
+            vocab_size=self.vocab_size,
+            width=self.width,
+            pattern={"unit": "".join(letters), "num_layers": self.num_layers},
+            kinds=kinds,
+            channel=GatedMLPConfig(expanded_width=self.mlp_expanded_width),
+            norm=NormConfig(eps=1e-6, offset=True),
+            embeddings_scale_by_sqrt_dim=self.embeddings_scale_by_sqrt_dim,
+            logits_soft_cap=self.logits_soft_cap,
+        )
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated again)."""
@@ -115,9 +140,3 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def require_divisible(config: ModelConfig, width_name: str, width: int) -> None:
-    """Raise unless `width` splits evenly into `config.num_heads` blocks."""
-    if width % config.num_heads:
-        raise ValueError(f"{width_name}={width} is not divisible by num_heads={config.num_heads}")

@@ -1,4 +1,4 @@
-"""The hybrid model: embed -> residual blocks (kinds from the pattern) -> norm -> tied logits -> soft cap."""
+"""The hybrid model: embed -> layers (kinds from the pattern) -> norm -> output head -> soft cap."""
 
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hybrid_seq.blocks import RGLRU, GatedMLP, ResidualBlock, RMSNorm
+from hybrid_seq.architecture import HybridConfig
+from hybrid_seq.blocks import AbstractScanning, Linear, ResidualBlock, RMSNorm
 from hybrid_seq.blocks.embed import Embedder
 from hybrid_seq.blocks.stack import LayerStack
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.pattern import temporal_kind
 
-#: One state per layer, in layer order (each a block's own state pytree).
+#: One state per entry of `Model.blocks`, in order (each a layer's own state pytree).
 Cache = tuple[Any, ...]
+#: What `Model` is built from: Griffin's reference fields, or any hybrid.
+Config = ModelConfig | HybridConfig
 
 
 class Model(eqx.Module):
-    """A hybrid sequence model built from a `ModelConfig`.
+    """A hybrid sequence model built from a `ModelConfig` or a `HybridConfig`.
 
     `model(tokens, positions, cache=None) -> (logits, cache)`: `tokens` and `positions` are
     int32 `[B, T]`; positions count tokens inside their document (0 starts a document:
@@ -31,18 +33,24 @@ class Model(eqx.Module):
     passing it back continues the sequence, so any split into chunks (down to one token at
     a time) equals one call on the whole sequence. Nothing is stored on the module.
 
-    The compute dtype follows the parameter dtype (`dtype`), except the recurrence state,
-    the scan accumulation and the attention softmax, which are fp32.
+    The compute dtype follows the parameter dtype (`dtype`), except where a kind says
+    otherwise (the recurrence state and scan accumulation, the attention softmax: fp32).
+    Every entry of `blocks` (a `ResidualBlock` or a `LayerStack`) has one call signature,
+    `(x, positions, state, *, checkpoint=False) -> (x, state)`.
     """
 
     embedder: Embedder
     blocks: tuple[ResidualBlock | LayerStack, ...]
-    final_norm: RMSNorm
-    config: ModelConfig = eqx.field(static=True)
+    final_norm: RMSNorm | None
+    head: Linear | None
+    config: Config = eqx.field(static=True)
+    embedding_multiplier: float = eqx.field(static=True)
+    logits_soft_cap: float = eqx.field(static=True)
+    logits_multiplier: float = eqx.field(static=True)
 
     def __init__(
         self,
-        config: ModelConfig,
+        config: Config,
         *,
         key: PRNGKeyArray,
         dtype: DTypeLike = jnp.float32,
@@ -54,32 +62,65 @@ class Model(eqx.Module):
         `scan_layers=True` stacks the whole repeats of the pattern unit and runs them with
         `lax.scan` (see `stack_layers`): same results, much faster compilation for deep models.
         """
-        keys = jax.random.split(key, config.num_layers + 1)
+        if not isinstance(config, (ModelConfig, HybridConfig)):
+            raise TypeError(f"Model needs a ModelConfig or a HybridConfig, got {type(config).__name__}")
+        if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+            raise TypeError(f"Model dtype must be a floating dtype (float32, bfloat16, ...), got {jnp.dtype(dtype)}")
+        hybrid = hybrid_config(config)
+        keys = jax.random.split(key, hybrid.num_layers + 1)
         self.config = config
         self.embedder = Embedder(
-            config.vocab_size,
-            config.width,
-            scale_by_sqrt_dim=config.embeddings_scale_by_sqrt_dim,
+            hybrid.vocab_size,
+            hybrid.width,
+            scale_by_sqrt_dim=hybrid.embeddings_scale_by_sqrt_dim,
             key=keys[0],
             dtype=dtype,
         )
         self.blocks = tuple(
-            _residual_block(config, kind, key=k, dtype=dtype) for kind, k in zip(config.layer_kinds, keys[1:])
+            layer.build(
+                hybrid.width,
+                key=k,
+                dtype=dtype,
+                num_layers=hybrid.num_layers,
+                norm=hybrid.norm,
+                residual_multiplier=hybrid.residual_multiplier,
+            )
+            for layer, k in zip(hybrid.layers, keys[1:])
         )
-        self.final_norm = RMSNorm(config.width, dtype=dtype)
+        self.final_norm = hybrid.norm.build(hybrid.width, dtype=dtype) if hybrid.final_norm else None
+        self.head = None
+        if not hybrid.tie_embeddings:
+            self.head = Linear(hybrid.width, hybrid.vocab_size, use_bias=False, key=jax.random.fold_in(key, -1), dtype=dtype)
+        self.embedding_multiplier = hybrid.embedding_multiplier
+        self.logits_soft_cap = hybrid.logits_soft_cap
+        self.logits_multiplier = hybrid.logits_multiplier
         if scan_backend != "auto":
             self.blocks = with_scan_backend(self.blocks, scan_backend)
         if scan_layers:
-            self.blocks = _stacked(self.blocks, config)
+            self.blocks = _stacked(self.blocks, hybrid)
 
     @property
     def dtype(self) -> jnp.dtype:
         """Parameter (and activation) dtype."""
         return self.embedder.weight.dtype
 
-    def init_cache(self, batch_size: int) -> Cache:
-        """An empty cache for `batch_size` rows (activation entries in the model's dtype)."""
-        return tuple(block.init_state(batch_size, self.dtype) for block in self.blocks)
+    @property
+    def vocab_size(self) -> int:
+        return self.embedder.weight.shape[0]
+
+    def init_cache(self, batch_size: int, max_length: int | None = None) -> Cache:
+        """The state of every layer for `batch_size` rows before any token.
+
+        `max_length` is the most tokens (padding included) the state will see; kinds whose
+        cache grows with the sequence preallocate that much (fixed-size states ignore it;
+        None means "unbounded" for those and is an error for growing ones). Activation
+        entries are in the model's dtype.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"max_length must be an int >= 1 or None, got {max_length!r}")
+        return tuple(block.init_state(batch_size, max_length, self.dtype) for block in self.blocks)
 
     @property
     def layers_stacked(self) -> bool:
@@ -94,7 +135,7 @@ class Model(eqx.Module):
         """
         if self.layers_stacked:
             return self
-        return eqx.tree_at(lambda m: m.blocks, self, _stacked(self.blocks, self.config))
+        return eqx.tree_at(lambda m: m.blocks, self, _stacked(self.blocks, hybrid_config(self.config)))
 
     def unstack_layers(self) -> Model:
         """The same model with one block per layer (the layout checkpoints are written in)."""
@@ -104,7 +145,7 @@ class Model(eqx.Module):
         return eqx.tree_at(lambda m: m.blocks, self, tuple(blocks))
 
     def with_scan_backend(self, name: str) -> Model:
-        """The same model (same weights) with every RG-LRU using the scan backend `name`."""
+        """The same model (same weights) with every scanning module using the backend `name`."""
         return with_scan_backend(self, name)
 
     def __call__(
@@ -117,65 +158,55 @@ class Model(eqx.Module):
     ) -> tuple[Float[Array, "B T V"], Cache]:
         """Logits `[B, T, V]` and the cache after the last token.
 
-        `checkpoint_blocks=True` rematerialises each residual block in the backward pass
-        (gradient checkpointing: activation memory of one block instead of all).
+        `checkpoint_blocks=True` rematerialises each layer in the backward pass (gradient
+        checkpointing: activation memory of one layer instead of all).
         """
-        tokens, positions = check_tokens(tokens, positions, self.config.vocab_size)
+        tokens, positions = check_tokens(tokens, positions, self.vocab_size)
         if cache is not None:
             check_cache(self, cache, tokens.shape[0])
         x = self.embedder.encode(tokens)
+        if self.embedding_multiplier != 1:
+            x = x * jnp.asarray(self.embedding_multiplier, x.dtype)
         states = []
         for i, block in enumerate(self.blocks):
-            state = None if cache is None else cache[i]
-            if isinstance(block, LayerStack):
-                x, state = block(x, positions, state, checkpoint=checkpoint_blocks)
-            else:
-                x, state = (eqx.filter_checkpoint(block) if checkpoint_blocks else block)(x, positions, state)
+            x, state = block(x, positions, None if cache is None else cache[i], checkpoint=checkpoint_blocks)
             states.append(state)
-        logits = self.embedder.decode(self.final_norm(x))
-        cap = self.config.logits_soft_cap
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        logits = self.embedder.decode(x) if self.head is None else self.head(x)
+        if self.logits_multiplier != 1:
+            logits = logits * jnp.asarray(self.logits_multiplier, logits.dtype)
+        cap = self.logits_soft_cap
         if cap:
             logits = jnp.tanh(logits / cap) * cap
         return logits, tuple(states)
 
 
-def _residual_block(config: ModelConfig, kind: str, *, key: PRNGKeyArray, dtype: Any) -> ResidualBlock:
-    k_temporal, k_mlp = jax.random.split(key)
-    return ResidualBlock(
-        temporal_pre_norm=RMSNorm(config.width, dtype=dtype),
-        temporal=temporal_kind(kind).build(config, key=k_temporal, dtype=dtype),
-        channel_pre_norm=RMSNorm(config.width, dtype=dtype),
-        mlp=GatedMLP(
-            config.width,
-            config.mlp_expanded_width,
-            final_init_scale=config.final_w_init_variance_scale,
-            key=k_mlp,
-            dtype=dtype,
-        ),
-    )
+def hybrid_config(config: Config) -> HybridConfig:
+    """`config` as a `HybridConfig` (a `ModelConfig` through its Griffin builder)."""
+    return config.to_hybrid() if isinstance(config, ModelConfig) else config
 
 
-def _stacked(blocks: tuple[ResidualBlock, ...], config: ModelConfig) -> tuple[ResidualBlock | LayerStack, ...]:
-    unit = len(config.block_pattern.unit)
-    whole = config.block_pattern.num_full_units * unit
+def _stacked(blocks: tuple[ResidualBlock, ...], config: HybridConfig) -> tuple[ResidualBlock | LayerStack, ...]:
+    unit = len(config.pattern.unit)
+    whole = config.pattern.num_full_units * unit
     if whole // unit < 2:
         return blocks
     return (LayerStack.from_blocks(list(blocks[:whole]), unit), *blocks[whole:])
 
 
 def with_scan_backend(tree: Any, name: str) -> Any:
-    """`tree` with every RG-LRU layer switched to the scan backend `name` (weights untouched)."""
-    is_lru = lambda node: isinstance(node, RGLRU)  # noqa: E731
-    return jax.tree_util.tree_map(
-        lambda node: node.with_scan_backend(name) if is_lru(node) else node, tree, is_leaf=is_lru
-    )
+    """`tree` with every scanning module (`AbstractScanning`) switched to the backend `name` (weights untouched)."""
+    scans = lambda node: isinstance(node, AbstractScanning)  # noqa: E731
+    return jax.tree_util.tree_map(lambda node: node.with_scan_backend(name) if scans(node) else node, tree, is_leaf=scans)
 
 
 def check_tokens(tokens: Any, positions: Any, vocab_size: int) -> tuple[Array, Array]:
-    """Validate model inputs: int `[B, T]` arrays of one shape, token ids in `[0, vocab_size)`.
+    """Validate model inputs: int `[B, T]` arrays of one shape, token ids in `[0, vocab_size)`,
+    positions >= -1.
 
-    The id range is checked when the values are concrete (eager calls); under `jit` an
-    out-of-range id yields NaN logits for that token instead (never a silently clamped row).
+    Values are checked when they are concrete (eager calls); under `jit` an out-of-range id
+    yields NaN logits for that token instead (never a silently clamped row).
     """
     for name, value in (("tokens", tokens), ("positions", positions)):
         if not hasattr(value, "shape") or not hasattr(value, "dtype"):
@@ -190,14 +221,24 @@ def check_tokens(tokens: Any, positions: Any, vocab_size: int) -> tuple[Array, A
         )
     if min(tokens.shape) == 0:
         raise ValueError(f"tokens must have B >= 1 and T >= 1, got shape {tuple(tokens.shape)}")
-    try:
-        concrete = np.asarray(tokens)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        concrete = None
-    if concrete is not None and (concrete.min() < 0 or concrete.max() >= vocab_size):
-        bad = concrete[(concrete < 0) | (concrete >= vocab_size)]
+    concrete_tokens, concrete_positions = _concrete(tokens), _concrete(positions)
+    if concrete_tokens is not None and (concrete_tokens.min() < 0 or concrete_tokens.max() >= vocab_size):
+        bad = concrete_tokens[(concrete_tokens < 0) | (concrete_tokens >= vocab_size)]
         raise ValueError(f"token ids must be in [0, {vocab_size}), got {bad[:5].tolist()}")
+    if concrete_positions is not None and concrete_positions.min() < -1:
+        rows, cols = np.nonzero(concrete_positions < -1)
+        raise ValueError(
+            f"positions must be >= -1 (-1 marks padding), got {concrete_positions[rows[0], cols[0]]} "
+            f"at row {rows[0]}, column {cols[0]}"
+        )
     return jnp.asarray(tokens).astype(jnp.int32), jnp.asarray(positions).astype(jnp.int32)
+
+
+def _concrete(value: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
 
 
 def check_cache(model: Model, cache: Any, batch_size: int) -> None:
@@ -206,10 +247,14 @@ def check_cache(model: Model, cache: Any, batch_size: int) -> None:
     if not isinstance(cache, tuple) or len(cache) != len(names):
         got = f"{type(cache).__name__} of length {len(cache)}" if isinstance(cache, (tuple, list)) else repr(type(cache))
         raise ValueError(f"cache must be a tuple with one state per layer ({len(names)}), got {got}")
-    expected = jax.eval_shape(lambda: model.init_cache(batch_size))
-    for name, want, got in zip(names, expected, cache):
-        want_leaves, want_def = jax.tree_util.tree_flatten_with_path(want)
+    for name, block, got in zip(names, model.blocks, cache):
         got_leaves, got_def = jax.tree_util.tree_flatten_with_path(got)
+        try:
+            capacity = block.state_capacity(got)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            capacity = None
+        want = jax.eval_shape(lambda b=block: b.init_state(batch_size, capacity, model.dtype))
+        want_leaves, want_def = jax.tree_util.tree_flatten_with_path(want)
         if want_def != got_def:
             raise ValueError(
                 f"cache {name} has the wrong structure: expected {type(want).__name__}, got {type(got).__name__}"
@@ -227,11 +272,11 @@ def _entry_names(model: Model) -> list[str]:
     kinds = model.config.layer_kinds
     names, layer = [], 0
     for block in model.blocks:
-        if isinstance(block, LayerStack):
-            count = block.repeats * len(block.unit)
-            names.append(f"layers {layer}-{layer + count - 1} (stacked {model.config.block_pattern.unit})")
-        else:
-            count = 1
+        count = block.num_layers
+        if count == 1:
             names.append(f"layer {layer} ({kinds[layer]})")
+        else:
+            unit = tuple(kinds[layer : layer + len(block.unit)])
+            names.append(f"layers {layer}-{layer + count - 1} (stacked {unit})")
         layer += count
     return names

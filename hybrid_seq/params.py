@@ -1,33 +1,39 @@
-"""Parameter counts computed from shapes only (no weights are allocated)."""
+"""Parameter counts of a model, or of the model a config builds, from shapes only (nothing allocated)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
 
-from hybrid_seq.config import ModelConfig
-
 
 @dataclasses.dataclass(frozen=True)
 class ParamCount:
-    """Total, embedding (`V * D`, counted once: input and output are tied) and the rest."""
+    """Total, embedding (the `V * D` table, counted once when the output head is tied, plus an
+    untied head's `D * V`) and the rest."""
 
     total: int
     embedding: int
     non_embedding: int
 
 
-def param_count(config: ModelConfig) -> ParamCount:
-    """Exact parameter counts of `Model(config)`, traced with `jax.eval_shape`."""
+def param_count(model_or_config: Any) -> ParamCount:
+    """Exact parameter counts of a `Model` as it is (a user's swapped-in modules included), or
+    of `Model(config)` for a `ModelConfig` / `HybridConfig`, traced with `jax.eval_shape`."""
     from hybrid_seq.model import Model
 
-    shapes = eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0)))
-    total = sum(
-        math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes) if isinstance(leaf, jax.ShapeDtypeStruct)
-    )
-    embedding = config.vocab_size * config.width
+    if isinstance(model_or_config, Model):
+        model = model_or_config
+    else:
+        model = eqx.filter_eval_shape(lambda: Model(model_or_config, key=jax.random.key(0)))
+    total = _size(model)
+    embedding = _size(model.embedder) + (0 if model.head is None else _size(model.head))
     return ParamCount(total=total, embedding=embedding, non_embedding=total - embedding)
 
+
+def _size(tree: Any) -> int:
+    """Elements of every array leaf (arrays, or their `jax.ShapeDtypeStruct`s under `eval_shape`)."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree) if hasattr(leaf, "shape"))

@@ -1,8 +1,10 @@
-"""Local (sliding-window) multi-query attention with partial RoPE and a ring-buffer state."""
+"""Local (sliding-window) multi-query attention with partial RoPE and a ring-buffer state, and its kind."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -12,7 +14,8 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
-from hybrid_seq.blocks.temporal import AbstractTemporalBlock
+from hybrid_seq.blocks.mixer import AbstractMixer
+from hybrid_seq.kinds import KindConfig, check_divides, check_int, register_kind
 
 #: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
 MASKED_LOGIT = -2.3819763e38
@@ -21,16 +24,18 @@ _FAR = 2**30
 
 
 class AttentionState(eqx.Module):
-    """Keys and values of the last `window + 1` tokens, in a ring buffer.
+    """Keys and values of the last `window + 1` tokens of each row, in a ring buffer.
 
-    The token with stream index `i` (count of tokens fed to this state before it, pads
-    included) lives in slot `i mod (window + 1)`: the span a decoded query attends to. `doc_start` is the stream index where each
-    row's current document began, so nothing before it is attended to.
+    The token with stream index `i` (count of tokens this row's state has seen before it,
+    pads included) lives in slot `i mod (window + 1)`: the span a decoded query attends to.
+    `num_tokens` counts each row's tokens and `doc_start` is the stream index where its
+    current document began, so nothing before it is attended to. Every field is per row
+    (batch on axis 0), so rows can be sliced, stacked and forked independently.
     """
 
     keys: Float[Array, "B W1 K"]
     values: Float[Array, "B W1 K"]
-    num_tokens: Int32[Array, ""]
+    num_tokens: Int32[Array, " B"]
     doc_start: Int32[Array, " B"]
 
 
@@ -49,7 +54,7 @@ def apply_rope(
     return jnp.concatenate([first * cos - second * sin, second * cos + first * sin, x_pass], axis=-1)
 
 
-class LocalAttention(AbstractTemporalBlock):
+class LocalAttention(AbstractMixer):
     """Multi-query attention (H query heads, one shared key/value head) over a sliding window.
 
     A query sees itself and the `window_size` tokens before it (array order), never across a
@@ -96,11 +101,11 @@ class LocalAttention(AbstractTemporalBlock):
     def head_dim(self) -> int:
         return self.proj_k.weight.shape[1]
 
-    def init_state(self, batch_size: int, dtype: DTypeLike) -> AttentionState:
+    def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> AttentionState:
+        """A ring of `window + 1` slots whatever `max_length` (the window bounds what is kept)."""
         empty = jnp.zeros((batch_size, self.window_size + 1, self.head_dim), dtype)
-        return AttentionState(
-            keys=empty, values=empty, num_tokens=jnp.int32(0), doc_start=jnp.zeros((batch_size,), jnp.int32)
-        )
+        zeros = jnp.zeros((batch_size,), jnp.int32)
+        return AttentionState(keys=empty, values=empty, num_tokens=zeros, doc_start=zeros)
 
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: AttentionState | None = None
@@ -109,57 +114,66 @@ class LocalAttention(AbstractTemporalBlock):
         window = self.window_size
         fresh = state is None
         if fresh:
-            state = self.init_state(batch, jnp.result_type(x, self.proj_k.weight))
+            state = self.init_state(batch, length, jnp.result_type(x, self.proj_k.weight))
         q = apply_rope(self.proj_q(x).reshape(batch, length, self.num_heads, self.head_dim), positions)
         k = apply_rope(self.proj_k(x), positions)
         v = self.proj_v(x)
 
+        # Indices are relative to each row's first new token, so queries and new keys share
+        # one index vector across rows and only document starts differ per row.
         n = state.num_tokens
-        q_index = n + jnp.arange(length, dtype=jnp.int32)
-        starts = jnp.where(positions == 0, q_index, -1)
-        doc_start = jnp.maximum(state.doc_start[:, None], jax.lax.cummax(starts, axis=1))
+        q_index = jnp.arange(length, dtype=jnp.int32)
+        starts = jnp.where(positions == 0, q_index, -_FAR)
+        doc_start = jnp.maximum((state.doc_start - n)[:, None], jax.lax.cummax(starts, axis=1))
 
         slots = window + 1
         if length == 1 and not fresh:
             # Decoding: write the new key first, then attend over the ring alone. Its window + 1
             # slots hold exactly the visible span, and writing before reading lets XLA update
             # the ring in place instead of copying it every step.
-            state = _update_state(state, k, v, doc_start[:, -1], slots)
-            visible = _visible(q_index, _ring_stream_index(state.num_tokens, slots), doc_start, window)
+            state = _update_state(state, k, v, doc_start[:, -1] + n, slots)
+            ring_index = _ring_stream_index(state.num_tokens, slots) - n[:, None]
+            visible = _visible(q_index, ring_index, doc_start, window)
             encoded = _attend(q, [(state.keys.astype(k.dtype), state.values.astype(v.dtype), visible)])
             return self.proj_final(encoded.reshape(batch, length, width)), state
         prefix = 0 if fresh else slots
         if prefix + length <= self.block_size + window:
             parts = [(k, v, _visible(q_index, q_index, doc_start, window))]
             if not fresh:
-                ring_visible = _visible(q_index, _ring_stream_index(n, slots), doc_start, window)
+                ring_index = _ring_stream_index(n, slots) - n[:, None]
+                ring_visible = _visible(q_index, ring_index, doc_start, window)
                 parts.insert(0, (state.keys.astype(k.dtype), state.values.astype(v.dtype), ring_visible))
             encoded = _attend(q, parts)
         else:
             if fresh:
                 keys, values, k_index = k, v, q_index
             else:
-                shift = -(n % slots)
-                keys = jnp.concatenate([jnp.roll(state.keys.astype(k.dtype), shift, axis=1), k], axis=1)
-                values = jnp.concatenate([jnp.roll(state.values.astype(v.dtype), shift, axis=1), v], axis=1)
-                k_index = jnp.concatenate([n - slots + jnp.arange(slots, dtype=jnp.int32), q_index])
+                oldest_first = jnp.mod(n[:, None] + jnp.arange(slots, dtype=jnp.int32), slots)[..., None]
+                unroll = lambda ring: jnp.take_along_axis(ring, oldest_first, axis=1)  # noqa: E731
+                keys = jnp.concatenate([unroll(state.keys.astype(k.dtype)), k], axis=1)
+                values = jnp.concatenate([unroll(state.values.astype(v.dtype)), v], axis=1)
+                k_index = jnp.concatenate([jnp.arange(-slots, 0, dtype=jnp.int32), q_index])
             encoded = _blockwise_attend(q, keys, values, q_index, k_index, doc_start, window, self.block_size)
 
         out = self.proj_final(encoded.reshape(batch, length, width))
-        return out, _update_state(state, k, v, doc_start[:, -1], slots)
+        return out, _update_state(state, k, v, doc_start[:, -1] + n, slots)
 
 
-def _ring_stream_index(n: Int32[Array, ""], slots: int) -> Int32[Array, " S"]:
-    """Stream index held by each ring slot after `n` tokens (negative: never written)."""
+def _ring_stream_index(n: Int32[Array, " B"], slots: int) -> Int32[Array, "B S"]:
+    """Stream index held by each ring slot of each row after `n` tokens (negative: never written)."""
     index = jnp.arange(slots, dtype=jnp.int32)
-    return n - 1 - jnp.mod(n - 1 - index, slots)
+    last = n[:, None] - 1
+    return last - jnp.mod(last - index, slots)
 
 
 def _visible(
-    q_index: Int[Array, " T"], k_index: Int[Array, " S"], doc_start: Int[Array, "B T"], window: int
+    q_index: Int[Array, " T"], k_index: Int[Array, " S"] | Int[Array, "B S"], doc_start: Int[Array, "B T"], window: int
 ) -> Bool[Array, "B T S"]:
-    """Key visible to query: not in the future, at most `window` back, in the query's document."""
-    kj = k_index[None, None, :]
+    """Key visible to query: not in the future, at most `window` back, in the query's document.
+
+    Key indices are shared by all rows (`[S]`) or given per row (`[B, S]`).
+    """
+    kj = k_index[..., None, :] if k_index.ndim == 2 else k_index[None, None, :]
     qi = q_index[None, :, None]
     return (kj <= qi) & (qi - kj <= window) & (kj >= doc_start[:, :, None])
 
@@ -233,18 +247,47 @@ def _blockwise_attend(
 def _update_state(
     state: AttentionState, k: Float[Array, "B T K"], v: Float[Array, "B T K"], doc_start: Int[Array, " B"], slots: int
 ) -> AttentionState:
-    """Write the last `min(T, slots)` keys/values into their ring slots."""
+    """Write each row's last `min(T, slots)` keys/values into its ring slots (`doc_start` absolute)."""
     length = k.shape[1]
     kept = min(length, slots)
-    if length == 1:
-        slot = jnp.mod(state.num_tokens, slots)
-        write = lambda ring, new: jax.lax.dynamic_update_slice_in_dim(ring, new.astype(ring.dtype), slot, 1)  # noqa: E731
-    else:
-        slots = jnp.mod(state.num_tokens + length - kept + jnp.arange(kept, dtype=jnp.int32), slots)
-        write = lambda ring, new: ring.at[:, slots].set(new[:, length - kept :].astype(ring.dtype))  # noqa: E731
+    rows = jnp.arange(k.shape[0], dtype=jnp.int32)[:, None]
+    index = jnp.mod(state.num_tokens[:, None] + length - kept + jnp.arange(kept, dtype=jnp.int32), slots)
+
+    def write(ring: Array, new: Array) -> Array:
+        return ring.at[rows, index].set(new[:, length - kept :].astype(ring.dtype), unique_indices=True)
+
     return AttentionState(
         keys=write(state.keys, k),
         values=write(state.values, v),
         num_tokens=state.num_tokens + length,
         doc_start=doc_start.astype(jnp.int32),
     )
+
+
+@register_kind
+@dataclasses.dataclass(frozen=True)
+class LocalAttentionConfig(KindConfig):
+    """Griffin's local multi-query attention: `num_heads` query heads, one key/value head,
+    half RoPE, a query sees itself and the `window_size` tokens before it."""
+
+    kind: ClassVar[str] = "local_attention"
+    role: ClassVar[str] = "temporal"
+    num_heads: int = 1
+    window_size: int = 2048
+
+    def __post_init__(self) -> None:
+        check_int("local_attention", "num_heads", self.num_heads)
+        check_int("local_attention", "window_size", self.window_size)
+
+    def validate(self, width: int) -> None:
+        check_divides("local_attention", "num_heads", self.num_heads, "width", width)
+        if (width // self.num_heads) % 4:
+            raise ValueError(
+                f"local_attention: head_dim = width / num_heads = {width // self.num_heads} must be a multiple "
+                "of 4 (RoPE rotates half of it)"
+            )
+
+    def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> LocalAttention:
+        return LocalAttention(
+            width, self.num_heads, self.window_size, final_init_scale=2.0 / num_layers, key=key, dtype=dtype
+        )

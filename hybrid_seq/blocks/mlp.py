@@ -1,22 +1,26 @@
-"""Gated-GeLU MLP (the channel mixer of every residual block)."""
+"""Gated-GeLU MLP (Griffin's channel mixer) and its kind config."""
 
 from __future__ import annotations
 
-import equinox as eqx
+import dataclasses
+from typing import Any, ClassVar
+
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
+from hybrid_seq.blocks.mixer import AbstractChannelMixer
+from hybrid_seq.kinds import KindConfig, check_int, register_kind
 
 
-class GatedMLP(eqx.Module):
+class GatedMLP(AbstractChannelMixer):
     """`down(gelu(gate(x)) * up(x))` with the tanh-approximate GeLU.
 
     `gate` and `up` are the reference's `ffw_up.w[0]` and `w[1]`; both are initialised with
     variance `1 / (2 * width)` (the reference's fan-in counts the two branches), `down` with
-    `final_init_scale / expanded_width`.
+    `final_init_scale / expanded_width`. Computed in the promoted dtype of `x` and the weights.
     """
 
     gate: Linear
@@ -41,3 +45,19 @@ class GatedMLP(eqx.Module):
 
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
         return self.down(jax.nn.gelu(self.gate(x), approximate=True) * self.up(x))
+
+
+@register_kind
+@dataclasses.dataclass(frozen=True)
+class GatedMLPConfig(KindConfig):
+    """Griffin's gated-GeLU MLP of hidden width `expanded_width` (the reference's `mlp_expanded_width`)."""
+
+    kind: ClassVar[str] = "gated_mlp"
+    role: ClassVar[str] = "channel"
+    expanded_width: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("gated_mlp", "expanded_width", self.expanded_width)
+
+    def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> GatedMLP:
+        return GatedMLP(width, self.expanded_width, final_init_scale=2.0 / num_layers, key=key, dtype=dtype)

@@ -1,6 +1,9 @@
-"""Griffin's recurrent temporal block: gated branch x (Conv1D -> RG-LRU) times GeLU branch y."""
+"""Griffin's recurrent temporal block (gated branch x: Conv1D -> RG-LRU, times GeLU branch y) and its kind."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -10,8 +13,9 @@ from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.linear import Linear
-from hybrid_seq.blocks.rglru import RGLRU
-from hybrid_seq.blocks.temporal import AbstractTemporalBlock
+from hybrid_seq.blocks.mixer import AbstractMixer
+from hybrid_seq.blocks.rglru import GATE_DTYPES, RGLRU
+from hybrid_seq.kinds import KindConfig, check_choice, check_divides, check_int, register_kind
 
 
 class RecurrentState(eqx.Module):
@@ -21,7 +25,7 @@ class RecurrentState(eqx.Module):
     conv1d: Float[Array, "B K1 L"]
 
 
-class RecurrentBlock(AbstractTemporalBlock):
+class RecurrentBlock(AbstractMixer):
     """`linear_out(RG_LRU(Conv1D(linear_x(x))) * gelu(linear_y(x)))`, width D -> L -> D."""
 
     linear_y: Linear
@@ -41,17 +45,21 @@ class RecurrentBlock(AbstractTemporalBlock):
         key: PRNGKeyArray,
         dtype: DTypeLike = jnp.float32,
         scan_backend: str = "auto",
+        gate_dtype: str | None = None,
     ):
         k_y, k_x, k_conv, k_lru, k_out = jax.random.split(key, 5)
         self.linear_y = Linear(width, lru_width, use_bias=True, key=k_y, dtype=dtype)
         self.linear_x = Linear(width, lru_width, use_bias=True, key=k_x, dtype=dtype)
         self.conv_1d = Conv1D(lru_width, conv1d_temporal_width, key=k_conv, dtype=dtype)
-        self.rg_lru = RGLRU(lru_width, num_heads, key=k_lru, dtype=dtype, scan_backend=scan_backend)
+        self.rg_lru = RGLRU(
+            lru_width, num_heads, key=k_lru, dtype=dtype, scan_backend=scan_backend, gate_dtype=gate_dtype
+        )
         self.linear_out = Linear(
             lru_width, width, use_bias=True, init_scale=final_init_scale, key=k_out, dtype=dtype
         )
 
-    def init_state(self, batch_size: int, dtype: DTypeLike) -> RecurrentState:
+    def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> RecurrentState:
+        """Fixed size whatever `max_length`: `[B, L]` float32 and the conv's last `K - 1` inputs."""
         return RecurrentState(
             rg_lru=self.rg_lru.init_state(batch_size),
             conv1d=self.conv_1d.init_state(batch_size, dtype),
@@ -65,3 +73,46 @@ class RecurrentBlock(AbstractTemporalBlock):
         u, conv_state = self.conv_1d(u, positions, None if state is None else state.conv1d)
         u, lru_state = self.rg_lru(u, positions, None if state is None else state.rg_lru)
         return self.linear_out(u * y), RecurrentState(rg_lru=lru_state, conv1d=conv_state)
+
+
+@register_kind
+@dataclasses.dataclass(frozen=True)
+class RecurrentConfig(KindConfig):
+    """Griffin's recurrent block: RG-LRU of width `lru_width` (None: the model width) with
+    `num_heads` gate blocks, after a causal conv of `conv1d_temporal_width` taps.
+
+    `gate_dtype="float32"` computes the RG-LRU gates and decays in float32 even for bf16
+    weights (bf16 rounds a decay of 0.999 to 1.0); None follows the weights, as the reference.
+    """
+
+    kind: ClassVar[str] = "recurrent"
+    role: ClassVar[str] = "temporal"
+    lru_width: int | None = None
+    num_heads: int = 1
+    conv1d_temporal_width: int = 4
+    gate_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lru_width is not None:
+            check_int("recurrent", "lru_width", self.lru_width)
+        check_int("recurrent", "num_heads", self.num_heads)
+        check_int("recurrent", "conv1d_temporal_width", self.conv1d_temporal_width)
+        check_choice("recurrent", "gate_dtype", self.gate_dtype, GATE_DTYPES)
+
+    def resolved_lru_width(self, width: int) -> int:
+        return width if self.lru_width is None else self.lru_width
+
+    def validate(self, width: int) -> None:
+        check_divides("recurrent", "num_heads", self.num_heads, "lru_width", self.resolved_lru_width(width))
+
+    def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> RecurrentBlock:
+        return RecurrentBlock(
+            width,
+            self.resolved_lru_width(width),
+            self.num_heads,
+            conv1d_temporal_width=self.conv1d_temporal_width,
+            final_init_scale=2.0 / num_layers,
+            key=key,
+            dtype=dtype,
+            gate_dtype=self.gate_dtype,
+        )

@@ -43,9 +43,21 @@ class LayerStack(eqx.Module):
             for block in self.unit
         ]
 
-    def init_state(self, batch_size: int, dtype: DTypeLike) -> tuple[Any, ...]:
-        first = jax.tree_util.tree_map(lambda leaf: leaf[0], self.unit)
-        return tuple(_stack([block.init_state(batch_size, dtype)] * self.repeats) for block in first)
+    @property
+    def num_layers(self) -> int:
+        return self.repeats * len(self.unit)
+
+    def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> tuple[Any, ...]:
+        return tuple(_stack([block.init_state(batch_size, max_length, dtype)] * self.repeats) for block in self._first())
+
+    def state_capacity(self, state: tuple[Any, ...]) -> int | None:
+        first_repeat = jax.tree_util.tree_map(lambda leaf: leaf[0], state)
+        found = [block.state_capacity(s) for block, s in zip(self._first(), first_repeat)]
+        return max((c for c in found if c is not None), default=None)
+
+    def _first(self) -> tuple[ResidualBlock, ...]:
+        """The unit's blocks of the first repeat."""
+        return jax.tree_util.tree_map(lambda leaf: leaf[0], self.unit)
 
     def __call__(
         self,
@@ -61,8 +73,7 @@ class LayerStack(eqx.Module):
             unit_params, unit_state = layer
             states = []
             for i, block in enumerate(eqx.combine(unit_params, static)):
-                call = eqx.filter_checkpoint(block) if checkpoint else block
-                x, block_state = call(x, positions, None if unit_state is None else unit_state[i])
+                x, block_state = block(x, positions, None if unit_state is None else unit_state[i], checkpoint=checkpoint)
                 states.append(block_state)
             return x, tuple(states)
 
