@@ -90,7 +90,7 @@ class Model(eqx.Module):
         self.final_norm = hybrid.norm.build(hybrid.width, dtype=dtype) if hybrid.final_norm else None
         self.head = None
         if not hybrid.tie_embeddings:
-            self.head = Linear(hybrid.width, hybrid.vocab_size, use_bias=False, key=jax.random.fold_in(key, -1), dtype=dtype)
+            self.head = Linear(hybrid.width, hybrid.vocab_size, use_bias=False, key=jax.random.fold_in(key, hybrid.num_layers + 1), dtype=dtype)
         self.embedding_multiplier = hybrid.embedding_multiplier
         self.logits_soft_cap = hybrid.logits_soft_cap
         self.logits_multiplier = hybrid.logits_multiplier
@@ -143,6 +143,52 @@ class Model(eqx.Module):
         for block in self.blocks:
             blocks.extend(block.to_blocks() if isinstance(block, LayerStack) else [block])
         return eqx.tree_at(lambda m: m.blocks, self, tuple(blocks))
+
+    def with_config(self, config: Config, *, key: PRNGKeyArray) -> Model:
+        """The model of `config`, keeping every part whose config did not change and building the rest from `key`.
+
+        This is how to swap a kind (the channel mixer for a user's own, say) and keep the other
+        weights: a module swapped in by hand (`eqx.tree_at`) leaves the config behind, so its
+        checkpoint could not be loaded back. Sub-blocks are compared layer by layer (the
+        temporal mixer and the channel mixer each with its pre-norm); the embedding must keep
+        its shape.
+        """
+        old, new = hybrid_config(self.config), hybrid_config(config)
+        if (old.vocab_size, old.width) != (new.vocab_size, new.width):
+            raise ValueError(
+                f"with_config keeps the embedding, so vocab_size and width must stay ({old.vocab_size}, {old.width}); "
+                f"got ({new.vocab_size}, {new.width})"
+            )
+        fresh = Model(config, key=key, dtype=self.dtype)
+        unstacked = self.unstack_layers()
+        same_norm = old.norm == new.norm and old.residual_multiplier == new.residual_multiplier
+        blocks = []
+        for i, layer in enumerate(new.layers):
+            block = fresh.blocks[i]
+            before = old.layers[i] if same_norm and i < old.num_layers else None
+            if before is not None and before.temporal == layer.temporal:
+                block = eqx.tree_at(
+                    lambda b: (b.temporal_pre_norm, b.temporal), block,
+                    (unstacked.blocks[i].temporal_pre_norm, unstacked.blocks[i].temporal), is_leaf=lambda n: n is None,
+                )
+            if before is not None and before.channel == layer.channel:
+                block = eqx.tree_at(
+                    lambda b: (b.channel_pre_norm, b.mlp), block,
+                    (unstacked.blocks[i].channel_pre_norm, unstacked.blocks[i].mlp), is_leaf=lambda n: n is None,
+                )
+            blocks.append(block)
+        keep_head = old.tie_embeddings == new.tie_embeddings
+        return eqx.tree_at(
+            lambda m: (m.embedder, m.blocks, m.final_norm, m.head),
+            fresh,
+            (
+                unstacked.embedder,
+                tuple(blocks),
+                unstacked.final_norm if old.norm == new.norm and old.final_norm == new.final_norm else fresh.final_norm,
+                unstacked.head if keep_head else fresh.head,
+            ),
+            is_leaf=lambda node: node is None,
+        )
 
     def with_scan_backend(self, name: str) -> Model:
         """The same model (same weights) with every scanning module using the backend `name`."""

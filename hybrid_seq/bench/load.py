@@ -34,15 +34,15 @@ def fill_value(path: tuple) -> float:
 def write(preset: str, format: str, directory: str, overrides: dict[str, Any]) -> None:
     """Write the synthetic bf16 checkpoint of `preset` (with `overrides`) to `directory`, tensor by tensor."""
     from hybrid_seq import presets
-    from hybrid_seq.io.assemble import leaf_shapes
+    from hybrid_seq.io.assemble import shapes_of, skeleton
     from hybrid_seq.io.huggingface import write_huggingface
     from hybrid_seq.io.native import write_native
 
-    config = presets.get(preset, **overrides)
-    shapes = leaf_shapes(config)
+    abstract = skeleton(presets.get(preset, **overrides), ml_dtypes.bfloat16)
+    shapes = shapes_of(abstract)
     writer = write_huggingface if format == "huggingface" else write_native
     Path(directory).mkdir(parents=True)
-    writer(config, Path(directory), lambda path: np.full(shapes[path], fill_value(path), ml_dtypes.bfloat16),
+    writer(abstract, Path(directory), lambda path: np.full(shapes[path], fill_value(path), ml_dtypes.bfloat16),
            ml_dtypes.bfloat16)
 
 

@@ -15,6 +15,7 @@ from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
+from hybrid_seq.blocks.reference_names import ReferenceNames, dense
 from hybrid_seq.kinds import KindConfig, check_divides, check_int, register_kind
 
 #: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
@@ -71,6 +72,17 @@ class LocalAttention(AbstractMixer):
     num_heads: int = eqx.field(static=True)
     window_size: int = eqx.field(static=True)
     block_size: int = eqx.field(static=True)
+
+    reference_names: ClassVar[ReferenceNames] = ReferenceNames(
+        flax_block="attention_block",
+        hf_block="temporal_block",
+        leaves={
+            **dense("proj_q", "q_proj", bias=False),
+            **dense("proj_k", "k_proj", bias=False),
+            **dense("proj_v", "v_proj", bias=False),
+            **dense("proj_final", "o_proj"),
+        },
+    )
 
     def __init__(
         self,

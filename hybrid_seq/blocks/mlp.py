@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractChannelMixer
+from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames
 from hybrid_seq.kinds import KindConfig, check_int, register_kind
 
 
@@ -26,6 +27,20 @@ class GatedMLP(AbstractChannelMixer):
     gate: Linear
     up: Linear
     down: Linear
+
+    # The reference stacks gate and up into `ffw_up/w [2, D, E]` and `ffw_up/b [2, 1, 1, E]`.
+    reference_names: ClassVar[ReferenceNames] = ReferenceNames(
+        flax_block="mlp_block",
+        hf_block="mlp_block",
+        leaves={
+            ("gate", "weight"): ReferenceLeaf(("ffw_up", "w"), (0,), "gate_proj.weight", "T"),
+            ("up", "weight"): ReferenceLeaf(("ffw_up", "w"), (1,), "up_proj.weight", "T"),
+            ("gate", "bias"): ReferenceLeaf(("ffw_up", "b"), (0, 0, 0), "gate_proj.bias", "none"),
+            ("up", "bias"): ReferenceLeaf(("ffw_up", "b"), (1, 0, 0), "up_proj.bias", "none"),
+            ("down", "weight"): ReferenceLeaf(("ffw_down", "kernel"), None, "down_proj.weight", "T"),
+            ("down", "bias"): ReferenceLeaf(("ffw_down", "bias"), None, "down_proj.bias", "none"),
+        },
+    )
 
     def __init__(
         self,

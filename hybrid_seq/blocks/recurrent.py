@@ -14,6 +14,7 @@ from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
+from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames, dense
 from hybrid_seq.blocks.rglru import GATE_DTYPES, RGLRU
 from hybrid_seq.kinds import KindConfig, check_choice, check_divides, check_int, register_kind
 
@@ -33,6 +34,31 @@ class RecurrentBlock(AbstractMixer):
     conv_1d: Conv1D
     rg_lru: RGLRU
     linear_out: Linear
+
+    reference_names: ClassVar[ReferenceNames] = ReferenceNames(
+        flax_block="recurrent_block",
+        hf_block="temporal_block",
+        leaves={
+            **dense("linear_x"),
+            **dense("linear_y"),
+            **dense("linear_out"),
+            ("conv_1d", "weight"): ReferenceLeaf(("conv_1d", "w"), None, "conv_1d.weight", "conv"),
+            ("conv_1d", "bias"): ReferenceLeaf(("conv_1d", "b"), None, "conv_1d.bias", "none"),
+            ("rg_lru", "a_param"): ReferenceLeaf(("rg_lru", "a_param"), None, "rg_lru.recurrent_param", "none"),
+            ("rg_lru", "input_gate", "weight"): ReferenceLeaf(
+                ("rg_lru", "input_gate", "w"), None, "rg_lru.input_gate_weight", "none"
+            ),
+            ("rg_lru", "input_gate", "bias"): ReferenceLeaf(
+                ("rg_lru", "input_gate", "b"), None, "rg_lru.input_gate_bias", "none"
+            ),
+            ("rg_lru", "a_gate", "weight"): ReferenceLeaf(
+                ("rg_lru", "a_gate", "w"), None, "rg_lru.recurrent_gate_weight", "none"
+            ),
+            ("rg_lru", "a_gate", "bias"): ReferenceLeaf(
+                ("rg_lru", "a_gate", "b"), None, "rg_lru.recurrent_gate_bias", "none"
+            ),
+        },
+    )
 
     def __init__(
         self,

@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrid_seq import presets
+from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
-from hybrid_seq.model import Model
+from hybrid_seq.model import Config, Model
 from hybrid_seq.pattern import parse_pattern
 
 #: Settings the weights cannot tell; they come from `config_overrides`, `preset`, or a preset whose shapes match.
@@ -52,12 +53,15 @@ def resolve_config(inferred: dict[str, Any], *, preset: str | None, overrides: d
     return ModelConfig(**fields)
 
 
-def architecture(config: ModelConfig) -> dict[str, Any]:
+def architecture(config: Config) -> dict[str, Any]:
     """What the weights of `config` fix, vocab_size aside, spelled canonically (layer kinds, resolved LRU width).
 
     Two configs with equal architectures have the same leaf shapes up to the vocabulary;
-    this is what a preset given on load, or found by `matching_preset`, is compared on.
+    this is what a preset given on load, or found by `matching_preset`, is compared on. A
+    `HybridConfig` is compared field by field (its whole dict but the vocabulary).
     """
+    if isinstance(config, HybridConfig):
+        return {name: value for name, value in config.to_dict().items() if name != "vocab_size"}
     return {
         "width": config.width,
         "mlp_expanded_width": config.mlp_expanded_width,
@@ -68,9 +72,9 @@ def architecture(config: ModelConfig) -> dict[str, Any]:
     }
 
 
-def check_preset(config: ModelConfig, preset: str, *, source: str) -> None:
+def check_preset(config: Config, preset: str, *, source: str) -> None:
     """Raise unless `config` has the architecture of `preset`, naming `source` and each differing field with both values."""
-    reference = presets.get(preset)
+    reference = _like(presets.get(preset), config)
     ours, theirs = architecture(config), architecture(reference)
     wrong = [name for name in ours if ours[name] != theirs[name]]
     if wrong:
@@ -83,9 +87,37 @@ def check_preset(config: ModelConfig, preset: str, *, source: str) -> None:
         )
 
 
-def matching_preset(config: ModelConfig) -> str | None:
+def matching_preset(config: Config) -> str | None:
     """The preset with the architecture of `config` (see `architecture`), or None."""
-    return next((name for name in presets.names() if architecture(presets.get(name)) == architecture(config)), None)
+    ours = architecture(config)
+    return next((name for name in presets.names() if architecture(_like(presets.get(name), config)) == ours), None)
+
+
+def _like(preset: ModelConfig, config: Config) -> Config:
+    """`preset` in the config class of `config`, so that their architectures compare."""
+    return preset.to_hybrid() if isinstance(config, HybridConfig) else preset
+
+
+def check_structure(model: Model, *, source: str) -> None:
+    """Raise unless `model` (one block per layer) has the leaves its config builds, naming the first difference.
+
+    A module swapped in by hand (`eqx.tree_at`) is not in the config, so a checkpoint of it
+    could not be loaded back; `Model.with_config` swaps modules and config together.
+    """
+    want, got = shapes_of(skeleton(model.config)), shapes_of(model)
+    if want == got:
+        return
+    hint = "put the change in the config and rebuild with Model.with_config(config, key=...)"
+    for path in dict.fromkeys([*got, *want]):
+        if path not in want:
+            raise ValueError(f"{source} does not match its config: {dotted(path)} is not what the config builds; {hint}")
+        if path not in got:
+            raise ValueError(f"{source} does not match its config: it lacks {dotted(path)}; {hint}")
+        if got[path] != want[path]:
+            raise ValueError(
+                f"{source} does not match its config: {dotted(path)} has shape {got[path]}, the config builds "
+                f"{want[path]}; {hint}"
+            )
 
 
 def _same_field(name: str, a: Any, b: Any) -> bool:
@@ -94,8 +126,8 @@ def _same_field(name: str, a: Any, b: Any) -> bool:
     return a == b
 
 
-def _show(config: ModelConfig, name: str) -> str:
-    return str(config.block_pattern) if name == "block_pattern" else repr(architecture(config)[name])
+def _show(config: Config, name: str) -> str:
+    return str(config.block_pattern) if name == "block_pattern" and isinstance(config, ModelConfig) else repr(architecture(config)[name])
 
 
 #: Where each leaf goes: one `jax.sharding.Sharding` for all, or a function of the dotted leaf path
@@ -121,7 +153,7 @@ def place(value: Any, *, dtype: Any, sharding: jax.sharding.Sharding | None) -> 
     )
 
 
-def skeleton(config: ModelConfig, dtype: Any = jnp.float32) -> Model:
+def skeleton(config: Config, dtype: Any = jnp.float32) -> Model:
     """The Model of `config` with `jax.ShapeDtypeStruct` leaves: its structure, paths and shapes, allocating nothing."""
     return eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype))
 
@@ -131,7 +163,7 @@ def shapes_of(model: Model) -> dict[tuple[str | int, ...], tuple[int, ...]]:
     return {leaf_path(p): tuple(s.shape) for p, s in jax.tree_util.tree_flatten_with_path(model)[0]}
 
 
-def leaf_shapes(config: ModelConfig) -> dict[tuple[str | int, ...], tuple[int, ...]]:
+def leaf_shapes(config: Config) -> dict[tuple[str | int, ...], tuple[int, ...]]:
     """Our leaf paths (`leaf_path` form, in flattening order) and their shapes for `config`, without allocating."""
     return shapes_of(skeleton(config))
 
@@ -182,11 +214,12 @@ def model_from_leaves(
         return "/".join(where.path) + index
 
     name = name or describe
+    abstract = skeleton(config, dtype or jnp.float32)
     return build_model(
-        skeleton(config, dtype or jnp.float32),
-        lambda path: fetch(flax_leaf(config, path)),
+        abstract,
+        lambda path: fetch(flax_leaf(abstract, path)),
         source=source,
-        name=lambda path: name(flax_leaf(config, path)),
+        name=lambda path: name(flax_leaf(abstract, path)),
         sharding=sharding,
     )
 
@@ -197,6 +230,7 @@ __all__ = [
     "architecture",
     "build_model",
     "check_preset",
+    "check_structure",
     "dotted",
     "leaf_shapes",
     "matching_preset",

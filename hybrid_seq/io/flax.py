@@ -40,7 +40,7 @@ def to_flax_params(model: Model) -> dict[str, Any]:
     model = model.unstack_layers()
     groups: dict[tuple[str, ...], dict[tuple[int, ...], Any]] = defaultdict(dict)
     for path, value in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]:
-        where = flax_leaf(model.config, leaf_path(path))
+        where = flax_leaf(model, leaf_path(path))
         groups[where.path][where.index or ()] = value
     tree: dict[str, Any] = {}
     for path, parts in groups.items():

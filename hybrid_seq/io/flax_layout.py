@@ -14,46 +14,17 @@ from typing import Any
 
 import jax
 
-from hybrid_seq.config import ModelConfig
+from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames
 from hybrid_seq.pattern import temporal_kind
 
 FlaxPath = tuple[str, ...]
 
-_COMMON = {
-    ("temporal_pre_norm", "scale"): (("temporal_pre_norm", "scale"), None),
-    ("channel_pre_norm", "scale"): (("channel_pre_norm", "scale"), None),
-    ("mlp", "gate", "weight"): (("mlp_block", "ffw_up", "w"), (0,)),
-    ("mlp", "up", "weight"): (("mlp_block", "ffw_up", "w"), (1,)),
-    ("mlp", "gate", "bias"): (("mlp_block", "ffw_up", "b"), (0, 0, 0)),
-    ("mlp", "up", "bias"): (("mlp_block", "ffw_up", "b"), (1, 0, 0)),
-    ("mlp", "down", "weight"): (("mlp_block", "ffw_down", "kernel"), None),
-    ("mlp", "down", "bias"): (("mlp_block", "ffw_down", "bias"), None),
+#: The layer's own leaves (its pre-norms), our path under a layer -> the Flax path; the
+#: mixers' leaves are named by their kinds (`reference_names`).
+_LAYER_NORMS = {
+    ("temporal_pre_norm", "scale"): ("temporal_pre_norm", "scale"),
+    ("channel_pre_norm", "scale"): ("channel_pre_norm", "scale"),
 }
-_TEMPORAL = {
-    "recurrent": {
-        ("linear_x", "weight"): ("linear_x", "kernel"),
-        ("linear_x", "bias"): ("linear_x", "bias"),
-        ("linear_y", "weight"): ("linear_y", "kernel"),
-        ("linear_y", "bias"): ("linear_y", "bias"),
-        ("linear_out", "weight"): ("linear_out", "kernel"),
-        ("linear_out", "bias"): ("linear_out", "bias"),
-        ("conv_1d", "weight"): ("conv_1d", "w"),
-        ("conv_1d", "bias"): ("conv_1d", "b"),
-        ("rg_lru", "a_param"): ("rg_lru", "a_param"),
-        ("rg_lru", "input_gate", "weight"): ("rg_lru", "input_gate", "w"),
-        ("rg_lru", "input_gate", "bias"): ("rg_lru", "input_gate", "b"),
-        ("rg_lru", "a_gate", "weight"): ("rg_lru", "a_gate", "w"),
-        ("rg_lru", "a_gate", "bias"): ("rg_lru", "a_gate", "b"),
-    },
-    "attention": {
-        ("proj_q", "weight"): ("proj_q", "kernel"),
-        ("proj_k", "weight"): ("proj_k", "kernel"),
-        ("proj_v", "weight"): ("proj_v", "kernel"),
-        ("proj_final", "weight"): ("proj_final", "kernel"),
-        ("proj_final", "bias"): ("proj_final", "bias"),
-    },
-}
-_BLOCK_NAME = {"recurrent": "recurrent_block", "attention": "attention_block"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,25 +50,42 @@ def leaf_path(path: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(out)
 
 
-def flax_leaf(config: ModelConfig, path: tuple[str | int, ...]) -> FlaxLeaf:
-    """The Flax location of our leaf at `path` (as given by `leaf_path`)."""
+def reference_names(model: Any, layer: int, field: str) -> ReferenceNames:
+    """The reference names of `model.blocks[layer].<field>` (its mixer), declared by its kind."""
+    module = getattr(model.blocks[layer], field)
+    names = getattr(type(module), "reference_names", None)
+    if names is None:
+        raise ValueError(
+            f"layer {layer}'s {field} is a {type(module).__name__}, which RecurrentGemma's checkpoint formats "
+            "(flax, pytorch, huggingface) cannot hold; save it in the hybrid_seq format"
+        )
+    return names
+
+
+def mixer_leaf(model: Any, path: tuple[str | int, ...]) -> tuple[ReferenceNames, ReferenceLeaf] | None:
+    """For our leaf `blocks.<i>.<field>.<rest>` of a mixer: its kind's names and the leaf's; None otherwise."""
+    if len(path) < 4 or path[0] != "blocks" or (path[2], *path[3:]) in _LAYER_NORMS:
+        return None
+    names = reference_names(model, path[1], path[2])
+    if tuple(path[3:]) not in names.leaves:
+        raise ValueError(f"model leaf {'.'.join(map(str, path))} has no place in the reference checkpoint layout")
+    return names, names.leaves[tuple(path[3:])]
+
+
+def flax_leaf(model: Any, path: tuple[str | int, ...]) -> FlaxLeaf:
+    """The Flax location of the leaf at `path` (as given by `leaf_path`) of `model` (or its skeleton)."""
     if path == ("embedder", "weight"):
         return FlaxLeaf(("embedder", "input_embedding"), None)
     if path == ("final_norm", "scale"):
         return FlaxLeaf(("final_norm", "scale"), None)
     if len(path) >= 3 and path[0] == "blocks":
-        layer, rest = path[1], path[2:]
-        block = f"blocks.{layer}"
-        if rest in _COMMON:
-            sub, index = _COMMON[rest]
-            return FlaxLeaf((block, *sub), index)
-        kind = config.layer_kinds[layer]
-        if rest[0] == "temporal" and kind in _TEMPORAL and rest[1:] in _TEMPORAL[kind]:
-            return FlaxLeaf((block, _BLOCK_NAME[kind], *_TEMPORAL[kind][rest[1:]]), None)
-        if kind not in _TEMPORAL:
-            raise ValueError(
-                f"layer {layer} is a user-defined {kind!r} block, which the reference Flax format cannot hold"
-            )
+        block = f"blocks.{path[1]}"
+        if tuple(path[2:]) in _LAYER_NORMS:
+            return FlaxLeaf((block, *_LAYER_NORMS[tuple(path[2:])]), None)
+        found = mixer_leaf(model, path)
+        if found is not None:
+            names, leaf = found
+            return FlaxLeaf((block, names.flax_block, *leaf.flax), leaf.index)
     raise ValueError(f"model leaf {'.'.join(map(str, path))} has no place in the reference Flax tree")
 
 

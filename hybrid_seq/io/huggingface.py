@@ -24,8 +24,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from hybrid_seq.blocks import GatedMLP, LocalAttention, RecurrentBlock
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.assemble import leaf_shapes
+from hybrid_seq.io.assemble import check_structure, shapes_of
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
 from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
@@ -36,35 +37,23 @@ from hybrid_seq.pattern import parse_pattern
 MODEL_TYPE = "recurrent_gemma"
 _WEIGHTS = "model.safetensors"
 
-# (Flax path under the layer, slice index) -> (HF name under `model.layers.{i}.`, transform)
-_LAYER: dict[tuple[tuple[str, ...], tuple[int, ...] | None], tuple[str, str]] = {
-    (("temporal_pre_norm", "scale"), None): ("temporal_pre_norm.weight", "none"),
-    (("channel_pre_norm", "scale"), None): ("channel_pre_norm.weight", "none"),
-    (("mlp_block", "ffw_up", "w"), (0,)): ("mlp_block.gate_proj.weight", "T"),
-    (("mlp_block", "ffw_up", "w"), (1,)): ("mlp_block.up_proj.weight", "T"),
-    (("mlp_block", "ffw_up", "b"), (0, 0, 0)): ("mlp_block.gate_proj.bias", "none"),
-    (("mlp_block", "ffw_up", "b"), (1, 0, 0)): ("mlp_block.up_proj.bias", "none"),
-    (("mlp_block", "ffw_down", "kernel"), None): ("mlp_block.down_proj.weight", "T"),
-    (("mlp_block", "ffw_down", "bias"), None): ("mlp_block.down_proj.bias", "none"),
-    (("recurrent_block", "linear_x", "kernel"), None): ("temporal_block.linear_x.weight", "T"),
-    (("recurrent_block", "linear_x", "bias"), None): ("temporal_block.linear_x.bias", "none"),
-    (("recurrent_block", "linear_y", "kernel"), None): ("temporal_block.linear_y.weight", "T"),
-    (("recurrent_block", "linear_y", "bias"), None): ("temporal_block.linear_y.bias", "none"),
-    (("recurrent_block", "linear_out", "kernel"), None): ("temporal_block.linear_out.weight", "T"),
-    (("recurrent_block", "linear_out", "bias"), None): ("temporal_block.linear_out.bias", "none"),
-    (("recurrent_block", "conv_1d", "w"), None): ("temporal_block.conv_1d.weight", "conv"),
-    (("recurrent_block", "conv_1d", "b"), None): ("temporal_block.conv_1d.bias", "none"),
-    (("recurrent_block", "rg_lru", "a_param"), None): ("temporal_block.rg_lru.recurrent_param", "none"),
-    (("recurrent_block", "rg_lru", "input_gate", "w"), None): ("temporal_block.rg_lru.input_gate_weight", "none"),
-    (("recurrent_block", "rg_lru", "input_gate", "b"), None): ("temporal_block.rg_lru.input_gate_bias", "none"),
-    (("recurrent_block", "rg_lru", "a_gate", "w"), None): ("temporal_block.rg_lru.recurrent_gate_weight", "none"),
-    (("recurrent_block", "rg_lru", "a_gate", "b"), None): ("temporal_block.rg_lru.recurrent_gate_bias", "none"),
-    (("attention_block", "proj_q", "kernel"), None): ("temporal_block.q_proj.weight", "T"),
-    (("attention_block", "proj_k", "kernel"), None): ("temporal_block.k_proj.weight", "T"),
-    (("attention_block", "proj_v", "kernel"), None): ("temporal_block.v_proj.weight", "T"),
-    (("attention_block", "proj_final", "kernel"), None): ("temporal_block.o_proj.weight", "T"),
-    (("attention_block", "proj_final", "bias"), None): ("temporal_block.o_proj.bias", "none"),
-}
+#: The kinds a RecurrentGemma HF checkpoint holds; each names its own tensors (`reference_names`).
+_KINDS = (RecurrentBlock, LocalAttention, GatedMLP)
+
+
+def _layer_names() -> dict[tuple[tuple[str, ...], tuple[int, ...] | None], tuple[str, str]]:
+    """(Flax path under the layer, slice index) -> (HF name under `model.layers.{i}.`, transform)."""
+    table = {
+        ((norm, "scale"), None): (f"{norm}.weight", "none") for norm in ("temporal_pre_norm", "channel_pre_norm")
+    }
+    for kind in _KINDS:
+        names = kind.reference_names
+        for leaf in names.leaves.values():
+            table[((names.flax_block, *leaf.flax), leaf.index)] = (f"{names.hf_block}.{leaf.hf}", leaf.transform)
+    return table
+
+
+_LAYER = _layer_names()
 _TOP = {
     (("embedder", "input_embedding"), None): ("model.embed_tokens.weight", "none"),
     (("final_norm", "scale"), None): ("model.final_norm.weight", "none"),
@@ -243,8 +232,13 @@ def huggingface_source(directory: Path) -> LayoutSource:
     return source
 
 
-def hf_config(config: ModelConfig, dtype: Any) -> dict[str, Any]:
+def hf_config(config: Any, dtype: Any) -> dict[str, Any]:
     """The `config.json` of `config` for `RecurrentGemmaForCausalLM` (raises if HF cannot express it)."""
+    if not isinstance(config, ModelConfig):
+        raise ValueError(
+            "the model cannot be saved in the HuggingFace RecurrentGemma format: it is built from a "
+            f"{type(config).__name__}, not a Griffin ModelConfig; save it in the hybrid_seq format"
+        )
     problems = []
     unit = list(config.block_pattern.unit)
     if any(kind not in _HF_KINDS for kind in unit):
@@ -286,22 +280,24 @@ def hf_config(config: ModelConfig, dtype: Any) -> dict[str, Any]:
     }
 
 
-def hf_tensors(config: ModelConfig) -> dict[str, tuple[tuple[str | int, ...], str]]:
-    """For each HF tensor name of `config`: our leaf path and the transform from our layout."""
+def hf_tensors(model: Model) -> dict[str, tuple[tuple[str | int, ...], str]]:
+    """For each HF tensor name of `model` (or its skeleton): our leaf path and the transform from our layout."""
     out = {}
-    for path in leaf_shapes(config):
-        name, transform = hf_name(flax_leaf(config, path))
+    for path in shapes_of(model):
+        name, transform = hf_name(flax_leaf(model, path))
         out[name] = (path, transform)
     return dict(sorted(out.items()))
 
 
 def write_huggingface(
-    config: ModelConfig, directory: Path, leaf: Callable[[tuple[str | int, ...]], np.ndarray], dtype: Any
+    model: Model, directory: Path, leaf: Callable[[tuple[str | int, ...]], np.ndarray], dtype: Any
 ) -> None:
-    """Write an HF checkpoint of `config` into `directory`, streaming `leaf(path)` (our layout) tensor by tensor."""
-    header = hf_config(config, dtype)
-    shapes = leaf_shapes(config)
-    tensors = hf_tensors(config)
+    """Write an HF checkpoint of `model` (or its skeleton) into `directory`, walking it leaf by leaf and
+    streaming `leaf(path)` (our layout) tensor by tensor."""
+    header = hf_config(model.config, dtype)
+    check_structure(model, source="the model to save")
+    shapes = shapes_of(model)
+    tensors = hf_tensors(model)
     write_safetensors(
         directory / _WEIGHTS,
         [(name, _hf_shape(shapes[path], transform), dtype) for name, (path, transform) in tensors.items()],
@@ -314,7 +310,7 @@ def write_huggingface(
 def save_huggingface(model: Model, directory: Path) -> None:
     """Write `model` into the (existing, empty) `directory` as a HuggingFace RecurrentGemma checkpoint."""
     values = {leaf_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
-    write_huggingface(model.config, directory, lambda path: np.asarray(values[path]), model.dtype)
+    write_huggingface(model, directory, lambda path: np.asarray(values[path]), model.dtype)
 
 
 __all__ = ["hf_config", "hf_name", "hf_tensors", "huggingface_source", "save_huggingface", "write_huggingface"]

@@ -13,7 +13,7 @@ from hybrid_seq.io.assemble import leaf_shapes, matching_preset
 from hybrid_seq.io.formats import detect
 from hybrid_seq.io.loading import layout_source
 from hybrid_seq.io.native import open_native
-from hybrid_seq.pattern import parse_pattern
+from hybrid_seq.pattern import parse_layer_pattern, parse_pattern
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -54,7 +54,10 @@ def describe(path: str | Path) -> dict[str, Any]:
 def format_description(info: dict[str, Any]) -> str:
     """`describe`'s dict as aligned text lines."""
     arch = dict(info["architecture"])
-    arch["block_pattern"] = str(parse_pattern(arch["block_pattern"]))
+    if "block_pattern" in arch:
+        arch["block_pattern"] = str(parse_pattern(arch["block_pattern"]))
+    else:
+        arch["pattern"] = str(parse_layer_pattern(arch["pattern"]))
     counts = info["parameters"]
     rows = [
         ("path", info["path"]),

@@ -25,8 +25,12 @@ def prefill(
     chunk_size: int | None = None,
     *,
     all_logits: bool = False,
+    max_length: int | None = None,
 ) -> tuple[Float[Array, "B V"] | Float[Array, "B T V"], Cache]:
     """Feed `tokens` (with document `positions`, -1 for padding) into `state`.
+
+    Without a `state`, one is made for `max_length` tokens (default: these `T`), the room a
+    growing cache preallocates for the tokens that will follow.
 
     Returns the logits of the last column `[B, V]` (or of every column `[B, T, V]` with
     `all_logits`) and the state after the last token. `chunk_size` splits the time axis
@@ -40,9 +44,11 @@ def prefill(
         raise ValueError(f"tokens and positions must both be [B, T], got {tokens.shape} and {positions.shape}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if state is None:
-        state = model.init_cache(tokens.shape[0])
     length = tokens.shape[1]
+    if max_length is not None and max_length < length:
+        raise ValueError(f"max_length={max_length} is shorter than the {length} tokens to prefill")
+    if state is None:
+        state = model.init_cache(tokens.shape[0], length if max_length is None else max_length)
     step = length if chunk_size is None else chunk_size
     pieces = []
     for start in range(0, length, step):

@@ -284,9 +284,12 @@ class Sampler:
         chunk = self.prefill_chunk_size
         padded = _bucket(longest) if longest <= chunk else -(-longest // chunk) * chunk
         tokens, positions = left_pad(ids, self.tokenizer.pad_id, padded)
-        logits, cache = prefill(self.model, tokens, positions, chunk_size=chunk if padded > chunk else None)
-
         slots = _bucket(max_new_tokens)
+        # The state has room for the padded prompt and every decode step (growing caches preallocate it).
+        logits, cache = prefill(
+            self.model, tokens, positions, chunk_size=chunk if padded > chunk else None, max_length=padded + slots
+        )
+
         batch = len(prompts)
         carry = Carry(
             cache=cache,
