@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -13,6 +13,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import AbstractScanning, Linear, ResidualBlock, RMSNorm
+from hybrid_seq.blocks.axes import EMBED, VOCAB, Axes
 from hybrid_seq.blocks.embed import Embedder
 from hybrid_seq.blocks.stack import LayerStack
 from hybrid_seq.config import ModelConfig
@@ -47,6 +48,8 @@ class Model(eqx.Module):
     embedding_multiplier: float = eqx.field(static=True)
     logits_soft_cap: float = eqx.field(static=True)
     logits_multiplier: float = eqx.field(static=True)
+
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {("head", "weight"): (EMBED, VOCAB)}
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from hybrid_seq.blocks import (
     Linear,
     RecurrentConfig,
 )
+from hybrid_seq.blocks.axes import logical_axes
 from hybrid_seq.sampling import ByteTokenizer, Sampler
 
 
@@ -47,6 +48,8 @@ class Echo(AbstractMixer, AbstractScanning):
     decay: Float[Array, " D"]
     lag: int = eqx.field(static=True)
     scan_backend: str = eqx.field(static=True)
+
+    param_axes: ClassVar[dict] = {("proj", "weight"): ("embed", "embed_out"), ("decay",): ("embed",)}
 
     def init_state(self, batch_size: int, max_length: int | None, dtype) -> EchoState:
         if max_length is None:
@@ -96,6 +99,8 @@ class EchoConfig(hs.KindConfig):
 class SquareMLP(AbstractChannelMixer):
     up: Linear
     down: Linear
+
+    param_axes: ClassVar[dict] = {("up", "weight"): ("embed", "mlp"), ("up", "bias"): ("mlp",), ("down", "weight"): ("mlp", "embed")}
 
     def __call__(self, x):
         return self.down(jnp.square(self.up(x)))
@@ -176,6 +181,12 @@ def test_parameter_count_is_exact(model):
     assert hs.param_count(CONFIG).total == expected
     assert hs.param_count(model) == hs.param_count(CONFIG)
     assert hs.param_count(model).embedding == VOCAB * WIDTH
+
+
+def test_the_kind_names_its_parameter_axes(model):
+    axes = logical_axes(model)
+    assert axes[("blocks", 0, "temporal", "proj", "weight")] == ("embed", "embed_out")
+    assert axes[("blocks", 0, "temporal", "decay")] == ("embed",)
 
 
 def test_with_scan_backend_reaches_the_user_kind(model):

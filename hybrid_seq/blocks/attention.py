@@ -13,6 +13,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 
+from hybrid_seq.blocks.axes import EMBED, HEADS, Axes
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
 from hybrid_seq.blocks.reference_names import ReferenceNames, dense
@@ -73,6 +74,14 @@ class LocalAttention(AbstractMixer):
     window_size: int = eqx.field(static=True)
     block_size: int = eqx.field(static=True)
 
+    # Query heads split; the one key/value head of multi-query attention is replicated.
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
+        ("proj_q", "weight"): (EMBED, HEADS),
+        ("proj_k", "weight"): (EMBED, None),
+        ("proj_v", "weight"): (EMBED, None),
+        ("proj_final", "weight"): (HEADS, EMBED),
+        ("proj_final", "bias"): (EMBED,),
+    }
     reference_names: ClassVar[ReferenceNames] = ReferenceNames(
         flax_block="attention_block",
         hf_block="temporal_block",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int
 
+from hybrid_seq.blocks.axes import EMBED, VOCAB, Axes
 from hybrid_seq.blocks.numerics import promote, variance_scaling
 
 
@@ -20,6 +23,8 @@ class Embedder(eqx.Module):
 
     weight: Float[Array, "V D"]
     scale_by_sqrt_dim: bool = eqx.field(static=True)
+
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {("weight",): (VOCAB, EMBED)}
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from hybrid_seq.blocks.axes import EMBED, MLP, Axes
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractChannelMixer
 from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames
@@ -41,6 +42,15 @@ class GatedMLP(AbstractChannelMixer):
             ("down", "bias"): ReferenceLeaf(("ffw_down", "bias"), None, "down_proj.bias", "none"),
         },
     )
+
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
+        ("gate", "weight"): (EMBED, MLP),
+        ("gate", "bias"): (MLP,),
+        ("up", "weight"): (EMBED, MLP),
+        ("up", "bias"): (MLP,),
+        ("down", "weight"): (MLP, EMBED),
+        ("down", "bias"): (EMBED,),
+    }
 
     def __init__(
         self,

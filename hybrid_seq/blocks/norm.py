@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float
 
+from hybrid_seq.blocks.axes import EMBED, Axes
 from hybrid_seq.blocks.numerics import promote
 from hybrid_seq.kinds import check_number
 
@@ -28,6 +30,8 @@ class RMSNorm(eqx.Module):
     eps: float = eqx.field(static=True)
     offset: bool = eqx.field(static=True)
     upcast: bool = eqx.field(static=True)
+
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {("scale",): (EMBED,)}
 
     def __init__(
         self,

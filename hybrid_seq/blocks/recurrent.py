@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 
+from hybrid_seq.blocks.axes import EMBED, LRU, LRU_BLOCKS, Axes
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
@@ -35,6 +36,22 @@ class RecurrentBlock(AbstractMixer):
     rg_lru: RGLRU
     linear_out: Linear
 
+    # Channels split in whole gate blocks: the recurrence needs no communication.
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
+        ("linear_x", "weight"): (EMBED, LRU),
+        ("linear_x", "bias"): (LRU,),
+        ("linear_y", "weight"): (EMBED, LRU),
+        ("linear_y", "bias"): (LRU,),
+        ("conv_1d", "weight"): (None, LRU),
+        ("conv_1d", "bias"): (LRU,),
+        ("rg_lru", "a_param"): (LRU,),
+        ("rg_lru", "input_gate", "weight"): (LRU_BLOCKS, None, None),
+        ("rg_lru", "input_gate", "bias"): (LRU_BLOCKS, None),
+        ("rg_lru", "a_gate", "weight"): (LRU_BLOCKS, None, None),
+        ("rg_lru", "a_gate", "bias"): (LRU_BLOCKS, None),
+        ("linear_out", "weight"): (LRU, EMBED),
+        ("linear_out", "bias"): (EMBED,),
+    }
     reference_names: ClassVar[ReferenceNames] = ReferenceNames(
         flax_block="recurrent_block",
         hf_block="temporal_block",
