@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hybrid_seq.blocks.attention import AttentionState, LocalAttention, LocalAttentionConfig, apply_rope
+from hybrid_seq.blocks.attention import AttentionState, LocalAttention, LocalAttentionConfig
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.embed import Embedder
 from hybrid_seq.blocks.linear import BlockDiagonalLinear, Linear
@@ -20,6 +20,7 @@ from hybrid_seq.blocks.parallel import ParallelConfig, ParallelMixers
 from hybrid_seq.blocks.recurrent import RecurrentBlock, RecurrentConfig, RecurrentState
 from hybrid_seq.blocks.residual import LayerConfig, ResidualBlock
 from hybrid_seq.blocks.rglru import RGLRU, sqrt_bound_derivative
+from hybrid_seq.blocks.rope import apply_rope
 from hybrid_seq.blocks.stack import LayerStack
 from hybrid_seq.blocks.temporal import AbstractTemporalBlock, LegacyKindConfig, LegacyTemporal
 from hybrid_seq.pattern import register_temporal_block

@@ -17,11 +17,11 @@ from hybrid_seq.blocks.axes import EMBED, HEADS, Axes
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
 from hybrid_seq.blocks.reference_names import ReferenceNames, dense
+from hybrid_seq.blocks.rope import apply_rope
 from hybrid_seq.kinds import KindConfig, check_divides, check_int, register_kind
 
 #: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
 MASKED_LOGIT = -2.3819763e38
-ROPE_MAX_WAVELENGTH = 10_000
 _FAR = 2**30
 
 
@@ -39,21 +39,6 @@ class AttentionState(eqx.Module):
     values: Float[Array, "B W1 K"]
     num_tokens: Int32[Array, " B"]
     doc_start: Int32[Array, " B"]
-
-
-def apply_rope(
-    x: Float[Array, "B T *heads K"], positions: Int[Array, "B T"], max_wavelength: int = ROPE_MAX_WAVELENGTH
-) -> Float[Array, "B T *heads K"]:
-    """Rotary embedding on the first half of the last axis (rotate-half pairing); the second
-    half passes through. Angles `positions * inv_freq` in fp32, sin/cos cast to `x.dtype`."""
-    x_rope, x_pass = jnp.split(x, 2, axis=-1)
-    rotary = x_rope.shape[-1]
-    positions = positions.reshape(positions.shape + (1,) * (x.ndim - positions.ndim))
-    inv_frequencies = 1.0 / max_wavelength ** (2 * jnp.arange(rotary // 2) / rotary)
-    angles = positions * inv_frequencies
-    sin, cos = jnp.sin(angles).astype(x.dtype), jnp.cos(angles).astype(x.dtype)
-    first, second = jnp.split(x_rope, 2, axis=-1)
-    return jnp.concatenate([first * cos - second * sin, second * cos + first * sin, x_pass], axis=-1)
 
 
 class LocalAttention(AbstractMixer):
