@@ -11,6 +11,7 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from hybrid_seq import scan as scan_lib
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import AbstractScanning, Linear, ResidualBlock, RMSNorm
 from hybrid_seq.blocks.axes import EMBED, VOCAB, Axes
@@ -245,9 +246,19 @@ def _stacked(blocks: tuple[ResidualBlock, ...], config: HybridConfig) -> tuple[R
 
 
 def with_scan_backend(tree: Any, name: str) -> Any:
-    """`tree` with every scanning module (`AbstractScanning`) switched to the backend `name` (weights untouched)."""
+    """`tree` with every scanning module (`AbstractScanning`) whose registry has a backend `name`
+    switched to it (weights untouched).
+
+    The diagonal scans (`hybrid_seq.scan`) and the matrix scans (`hybrid_seq.matrix_scan`)
+    are separate registries: a name only one of them has (``"associative"``) switches the
+    modules of that one; a name none of the model's registries has is an error.
+    """
     scans = lambda node: isinstance(node, AbstractScanning)  # noqa: E731
-    return jax.tree_util.tree_map(lambda node: node.with_scan_backend(name) if scans(node) else node, tree, is_leaf=scans)
+    found = [node for node in jax.tree_util.tree_leaves(tree, is_leaf=scans) if scans(node)]
+    if not any(node.knows_backend(name) for node in found):
+        (type(found[0]).scan_registry if found else scan_lib).validate(name)
+    switch = lambda node: node.with_scan_backend(name) if scans(node) and node.knows_backend(name) else node  # noqa: E731
+    return jax.tree_util.tree_map(switch, tree, is_leaf=scans)
 
 
 def check_tokens(tokens: Any, positions: Any, vocab_size: int) -> tuple[Array, Array]:

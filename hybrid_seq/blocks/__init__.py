@@ -1,7 +1,8 @@
 """Composable Equinox blocks of hybrid models, and the kinds they are built from.
 
 Importing this package registers the built-in kinds (`hybrid_seq.kinds`): ``recurrent``,
-``local_attention``, ``gated_mlp`` and ``parallel``; and the temporal kinds that
+``local_attention``, ``attention``, ``mamba2``, ``gated_mlp``, ``mlp``, ``moe`` and
+``parallel``; and the temporal kinds that
 `ModelConfig` patterns name: ``recurrent`` (letter ``R``) and ``attention`` (letter ``A``).
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from hybrid_seq.blocks.attention import AttentionState, LocalAttention, LocalAttentionConfig
+from hybrid_seq.blocks.causal_attention import Attention, AttentionConfig, KVCache
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.embed import Embedder
 from hybrid_seq.blocks.linear import BlockDiagonalLinear, Linear
+from hybrid_seq.blocks.mamba2 import Mamba2, Mamba2Config, Mamba2State
 from hybrid_seq.blocks.mixer import AbstractChannelMixer, AbstractMixer, AbstractScanning, replace_static
-from hybrid_seq.blocks.mlp import GatedMLP, GatedMLPConfig
+from hybrid_seq.blocks.mlp import MLP, GatedMLP, GatedMLPConfig, MLPConfig
+from hybrid_seq.blocks.moe import MoE, MoEConfig
 from hybrid_seq.blocks.norm import NormConfig, RMSNorm
 from hybrid_seq.blocks.parallel import ParallelConfig, ParallelMixers
 from hybrid_seq.blocks.recurrent import RecurrentBlock, RecurrentConfig, RecurrentState
@@ -66,12 +70,15 @@ __all__ = [
     "AbstractMixer",
     "AbstractScanning",
     "AbstractTemporalBlock",
+    "Attention",
+    "AttentionConfig",
     "AttentionState",
     "BlockDiagonalLinear",
     "Conv1D",
     "Embedder",
     "GatedMLP",
     "GatedMLPConfig",
+    "KVCache",
     "LayerConfig",
     "LayerStack",
     "LegacyKindConfig",
@@ -79,6 +86,13 @@ __all__ = [
     "Linear",
     "LocalAttention",
     "LocalAttentionConfig",
+    "MLP",
+    "MLPConfig",
+    "Mamba2",
+    "Mamba2Config",
+    "Mamba2State",
+    "MoE",
+    "MoEConfig",
     "NormConfig",
     "ParallelConfig",
     "ParallelMixers",

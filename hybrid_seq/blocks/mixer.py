@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import equinox as eqx
 from jax.typing import DTypeLike
@@ -59,16 +59,25 @@ class AbstractChannelMixer(eqx.Module):
 
 
 class AbstractScanning(eqx.Module):
-    """A module whose recurrence runs through a `hybrid_seq.scan` backend named `scan_backend`.
+    """A module whose recurrence runs through a scan backend named `scan_backend`.
 
+    `scan_registry` is the registry the name belongs to: `hybrid_seq.scan` (diagonal
+    recurrences, the default) or `hybrid_seq.matrix_scan` (matrix states).
     `Model.with_scan_backend` reaches every such module, a user's own included.
     """
 
     scan_backend: eqx.AbstractVar[str]
+    scan_registry: ClassVar[Any] = scan_lib
+
+    @classmethod
+    def knows_backend(cls, name: str) -> bool:
+        """Whether `name` is a backend of this module's registry ('auto' always is)."""
+        registry = cls.scan_registry
+        return name == "auto" or name in registry.names() or name in getattr(registry, "contextual_names", list)()
 
     def with_scan_backend(self: _Module, name: str) -> _Module:
         """The same module (same weights) running its recurrence with the backend `name`."""
-        scan_lib.validate(name)
+        type(self).scan_registry.validate(name)
         return replace_static(self, scan_backend=name)
 
 

@@ -1,20 +1,23 @@
-"""Gated-GeLU MLP (Griffin's channel mixer) and its kind config."""
+"""MLPs: Griffin's gated-GeLU MLP, and the general gated or plain MLP of the HF families; their kind configs."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from hybrid_seq.blocks.axes import EMBED, MLP, Axes
+from hybrid_seq.blocks.activations import ACTIVATIONS, activation
+from hybrid_seq.blocks.axes import EMBED, Axes
+from hybrid_seq.blocks.axes import MLP as MLP_AXIS
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractChannelMixer
 from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames
-from hybrid_seq.kinds import KindConfig, check_int, register_kind
+from hybrid_seq.kinds import KindConfig, check_choice, check_int, check_number, register_kind
 
 
 class GatedMLP(AbstractChannelMixer):
@@ -44,11 +47,11 @@ class GatedMLP(AbstractChannelMixer):
     )
 
     param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
-        ("gate", "weight"): (EMBED, MLP),
-        ("gate", "bias"): (MLP,),
-        ("up", "weight"): (EMBED, MLP),
-        ("up", "bias"): (MLP,),
-        ("down", "weight"): (MLP, EMBED),
+        ("gate", "weight"): (EMBED, MLP_AXIS),
+        ("gate", "bias"): (MLP_AXIS,),
+        ("up", "weight"): (EMBED, MLP_AXIS),
+        ("up", "bias"): (MLP_AXIS,),
+        ("down", "weight"): (MLP_AXIS, EMBED),
         ("down", "bias"): (EMBED,),
     }
 
@@ -86,3 +89,74 @@ class GatedMLPConfig(KindConfig):
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> GatedMLP:
         return GatedMLP(width, self.expanded_width, final_init_scale=2.0 / num_layers, key=key, dtype=dtype)
+
+
+class MLP(AbstractChannelMixer):
+    """A gated (`down(act(gate(x) * m_gate) * up(x)) * m_down`) or plain (`down(act(up(x)))`) MLP.
+
+    The general channel mixer of the HF families: SiLU-gated (Llama, Granite, Falcon-H1,
+    with Falcon's two multipliers) or ReLU²-plain (Nemotron-H). Computed in the promoted
+    dtype of `x` and the weights.
+    """
+
+    up: Linear
+    gate: Linear | None
+    down: Linear
+    activation: str = eqx.field(static=True)
+    gate_multiplier: float = eqx.field(static=True)
+    down_multiplier: float = eqx.field(static=True)
+
+    param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
+        ("up", "weight"): (EMBED, MLP_AXIS),
+        ("up", "bias"): (MLP_AXIS,),
+        ("gate", "weight"): (EMBED, MLP_AXIS),
+        ("gate", "bias"): (MLP_AXIS,),
+        ("down", "weight"): (MLP_AXIS, EMBED),
+        ("down", "bias"): (EMBED,),
+    }
+
+    def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        act = activation(self.activation)
+        if self.gate is None:
+            hidden = act(self.up(x))
+        else:
+            gate = self.gate(x)
+            hidden = act(gate if self.gate_multiplier == 1 else gate * self.gate_multiplier) * self.up(x)
+        out = self.down(hidden)
+        return out if self.down_multiplier == 1 else out * self.down_multiplier
+
+
+@register_kind
+@dataclasses.dataclass(frozen=True)
+class MLPConfig(KindConfig):
+    """An MLP of hidden width `hidden_width`: gated or plain, any `activation` of
+    `blocks.activations`, with or without biases, and Falcon-H1's gate/down multipliers."""
+
+    kind: ClassVar[str] = "mlp"
+    role: ClassVar[str] = "channel"
+    hidden_width: int = 1
+    activation: str = "silu"
+    gated: bool = True
+    bias: bool = False
+    gate_multiplier: float = 1.0
+    down_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_int("mlp", "hidden_width", self.hidden_width)
+        check_choice("mlp", "activation", self.activation, tuple(ACTIVATIONS))
+        for name in ("gated", "bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"mlp.{name} must be a bool, got {getattr(self, name)!r}")
+        check_number("mlp", "gate_multiplier", self.gate_multiplier)
+        check_number("mlp", "down_multiplier", self.down_multiplier)
+
+    def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> MLP:
+        k_up, k_gate, k_down = jax.random.split(key, 3)
+        return MLP(
+            up=Linear(width, self.hidden_width, use_bias=self.bias, key=k_up, dtype=dtype),
+            gate=Linear(width, self.hidden_width, use_bias=self.bias, key=k_gate, dtype=dtype) if self.gated else None,
+            down=Linear(self.hidden_width, width, use_bias=self.bias, init_scale=2.0 / num_layers, key=k_down, dtype=dtype),
+            activation=self.activation,
+            gate_multiplier=float(self.gate_multiplier),
+            down_multiplier=float(self.down_multiplier),
+        )

@@ -23,6 +23,7 @@ from hybrid_seq.matrix_scan.registry import (
     register,
     resolve,
     unregister,
+    validate,
 )
 from hybrid_seq.matrix_scan.sequential import sequential_matrix_scan
 
@@ -52,4 +53,5 @@ __all__ = [
     "register",
     "resolve",
     "unregister",
+    "validate",
 ]

@@ -138,3 +138,8 @@ def get(name: str) -> BoundMatrixScan:
             f"(it runs on {sorted(backend.platforms)})"
         )
     return _REGISTRY[resolved]
+
+
+def validate(name: str) -> None:
+    """Raise a ValueError unless ``name`` can be passed to `get` on this platform."""
+    get(name)
