@@ -10,7 +10,7 @@ import pytest
 import hybrid_seq
 from hybrid_seq import Sampler, Tokenizer
 from hybrid_seq.sampling import prefill
-from hybrid_seq.sampling import sampler as sampler_module
+from hybrid_seq.sampling import loop
 
 # Prompts of 1 to 3 tokens after BOS is added ("" is BOS only), and longer ones.
 PROMPTS = ["", "the", "the cat", "dogs ran far away from home and birds sang", "every morning people walk"]
@@ -81,14 +81,14 @@ def test_finished_rows_stop_and_others_continue(sampler: Sampler, alone: list) -
 def test_all_rows_finished_ends_loop_early(sampler: Sampler, alone: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiled loop exits once every row is done: the device buffer holds pads after the stop."""
     captured = []
-    original = sampler_module._decode
+    original = loop.decode
 
     def spy(*args, **kwargs):
         carry = original(*args, **kwargs)
         captured.append(carry)
         return carry
 
-    monkeypatch.setattr(sampler_module, "_decode", spy)
+    monkeypatch.setattr(loop, "decode", spy)
     stop = alone[1].tokens[0][0]
     out = sampler(PROMPTS[1], NEW, stop_token_ids=[stop])
     assert out.tokens == [[]] and out.finish_reasons == ["stop_token"]
@@ -121,8 +121,8 @@ def test_stream_matches_call(sampler: Sampler, alone: list) -> None:
 def test_no_recompile_within_buckets(sampler: Sampler, monkeypatch: pytest.MonkeyPatch) -> None:
     """Prompt lengths, new-token counts and sampling settings inside one bucket reuse the compiled loop."""
     traces = []
-    original = sampler_module.choose
-    monkeypatch.setattr(sampler_module, "choose", lambda *a, **k: traces.append(1) or original(*a, **k))
+    original = loop.choose
+    monkeypatch.setattr(loop, "choose", lambda *a, **k: traces.append(1) or original(*a, **k))
     sampler(["the cat", "the"], 9, stop_token_ids=())
     count = len(traces)
     sampler(["dogs ran far", "a"], 14, stop_token_ids=[1, 2])
