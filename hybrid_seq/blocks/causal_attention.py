@@ -25,6 +25,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, Int32, PRNGKeyArray
 
 from hybrid_seq.blocks.axes import EMBED, HEADS, KV, Axes
+from hybrid_seq.blocks.hf_names import HFTensor, linear
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
 from hybrid_seq.blocks.rope import ROPE_MAX_WAVELENGTH, apply_rope
@@ -80,6 +81,15 @@ class Attention(AbstractMixer):
     @property
     def head_dim(self) -> int:
         return self.k_proj.weight.shape[1] // self.num_kv_heads
+
+    def hf_tensors(self) -> dict[tuple[str, ...], HFTensor]:
+        """HF's attention names (`q_proj`, `k_proj`, `v_proj`, `o_proj`) in every family."""
+        names = {}
+        for ours in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"):
+            layer = getattr(self, ours)
+            if layer is not None:
+                names.update(linear(ours, ours, bias=layer.bias is not None))
+        return names
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> KVCache:
         """Room for `max_length` tokens per row (required: the cache grows with the sequence)."""

@@ -34,6 +34,7 @@ from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 from hybrid_seq import matrix_scan as matrix_scan_lib
 from hybrid_seq.blocks.axes import EMBED, Axes
 from hybrid_seq.blocks.conv1d import Conv1D
+from hybrid_seq.blocks.hf_names import HFTensor, linear
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer, AbstractScanning
 from hybrid_seq.kinds import KindConfig, check_choice, check_int, check_number, register_kind
@@ -119,6 +120,24 @@ class Mamba2(AbstractMixer, AbstractScanning):
     def state_size(self) -> int:
         return self.b_proj.weight.shape[1] // self.n_groups
 
+    def hf_tensors(self) -> dict[tuple[str, ...], HFTensor]:
+        """The HF mixer's names (the same in every family): `in_proj` rows z, x, B, C, dt and
+        `conv1d` rows x, B, C hold our separate projections and convs."""
+        inner, groups = self.x_proj.weight.shape[1], self.b_proj.weight.shape[1]
+        bias = self.x_proj.bias is not None
+        bounds = dict(zip(("z", "x", "b", "c", "dt"), _segments(inner, inner, groups, groups, self.num_heads)))
+        names = {}
+        for part in bounds:
+            names.update(linear(f"{part}_proj", "in_proj", bias=bias, rows=bounds[part]))
+        for part, rows in zip(("x", "b", "c"), _segments(inner, groups, groups)):
+            names[(f"conv_{part}", "weight")] = HFTensor("conv1d.weight", rows, "conv")
+            names[(f"conv_{part}", "bias")] = HFTensor("conv1d.bias", rows)
+        names.update({(leaf,): HFTensor(leaf) for leaf in ("dt_bias", "A_log", "D")})
+        if self.norm is not None:
+            names[("norm", "scale")] = HFTensor("norm.weight")
+        names.update(linear("out_proj", "out_proj", bias=self.out_proj.bias is not None))
+        return names
+
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> Mamba2State:
         """Fixed size whatever `max_length`."""
         return Mamba2State(
@@ -162,6 +181,12 @@ class Mamba2(AbstractMixer, AbstractScanning):
             y = y * gate
         out = self.out_proj(y.astype(x.dtype))
         return out, Mamba2State(conv_x=conv_x, conv_b=conv_b, conv_c=conv_c, ssm=ssm)
+
+
+def _segments(*sizes: int) -> list[tuple[int, int]]:
+    """Consecutive `[start, stop)` ranges of the given sizes."""
+    stops = [sum(sizes[: i + 1]) for i in range(len(sizes))]
+    return [(stop - size, stop) for size, stop in zip(sizes, stops)]
 
 
 @register_kind

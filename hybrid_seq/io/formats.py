@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from hybrid_seq.io.hf import FAMILIES
 from hybrid_seq.io.huggingface import MODEL_TYPE
 from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.native import CONFIG_KEY, is_native_config
@@ -30,11 +31,14 @@ def detect(path: str | Path) -> str:
         config = path / "config.json"
         if config.exists():
             data = read_json(config)
-            if data.get("model_type") == MODEL_TYPE:
+            if data.get("model_type") == MODEL_TYPE or data.get("model_type") in FAMILIES:
                 return "huggingface"
             if is_native_config(data):
                 return "hybrid_seq"
-            raise ValueError(f"{config}: neither a hybrid_seq config nor a HuggingFace {MODEL_TYPE} config")
+            raise ValueError(
+                f"{config}: neither a hybrid_seq config nor a HuggingFace config of a model type hybrid_seq reads "
+                f"({', '.join([MODEL_TYPE, *FAMILIES])}); model_type is {data.get('model_type')!r}"
+            )
         if any((path / marker).exists() for marker in MARKERS):
             return "flax"
         raise ValueError(

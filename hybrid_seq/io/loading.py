@@ -7,7 +7,9 @@ from typing import Any
 
 from hybrid_seq.io.assemble import ShardingSpec
 from hybrid_seq.io.formats import detect
-from hybrid_seq.io.huggingface import huggingface_source
+from hybrid_seq.io.hf import family_of, load_family
+from hybrid_seq.io.huggingface import MODEL_TYPE, huggingface_source
+from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.native import load_native
 from hybrid_seq.io.orbax import orbax_source
 from hybrid_seq.io.pytorch import pytorch_source
@@ -32,8 +34,10 @@ def load(
     """The Model stored at `path`, in any supported format (see `detect`).
 
     Formats: our own directory (`config.json` + `model.safetensors`), or that bare file
-    (its metadata holds the config); a HuggingFace
-    `RecurrentGemmaForCausalLM` directory (single or sharded safetensors); the reference
+    (its metadata holds the config); a HuggingFace directory (single or sharded
+    safetensors) of `RecurrentGemmaForCausalLM` or of a hybrid family in `hybrid_seq.io.hf`
+    (`mamba2`, ...: the architecture comes from its config.json, and a key we do not
+    understand is an error); the reference
     Flax checkpoint (an orbax directory, bare tree or under `params`); the reference PyTorch
     `.pt` state dict (read without torch).
 
@@ -57,5 +61,12 @@ def load(
     format = detect(path)
     if format == "hybrid_seq":
         return load_native(path, preset=preset, dtype=dtype, sharding=sharding, overrides=config_overrides)
+    if format == "huggingface":
+        model_type = read_json(path / "config.json").get("model_type")
+        if model_type != MODEL_TYPE:
+            if preset is not None:
+                raise ValueError(f"{path}: preset= applies to Griffin checkpoints, not HF {model_type!r}")
+            family = family_of(model_type, source=str(path / "config.json"))
+            return load_family(path, family, dtype=dtype, sharding=sharding, overrides=config_overrides)
     source = layout_source(path, format)
     return load_source(source, preset=preset, dtype=dtype, sharding=sharding, overrides=config_overrides)

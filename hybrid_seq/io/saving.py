@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.atomic import atomic_path
 from hybrid_seq.io.formats import FORMATS
+from hybrid_seq.io.hf import family_for, save_family
 from hybrid_seq.io.huggingface import hf_config, save_huggingface
 from hybrid_seq.io.native import save_native
 from hybrid_seq.io.orbax import save_orbax
@@ -17,8 +19,10 @@ def save(model: Model, path: str | Path, *, format: str = "hybrid_seq", overwrit
     """Write `model` at `path` in `format` (one of `FORMATS`) and return the path.
 
     * ``hybrid_seq``: directory with `config.json` + `model.safetensors`; loads back exactly.
-    * ``huggingface``: directory loadable by `RecurrentGemmaForCausalLM.from_pretrained`
-      (window written as ours + 1); only for R/A patterns with embedding scale and soft cap.
+    * ``huggingface``: directory loadable by transformers' `from_pretrained`: a `ModelConfig`
+      model as `RecurrentGemmaForCausalLM` (window written as ours + 1; only R/A patterns
+      with embedding scale and soft cap), a `HybridConfig` model as the first family of
+      `hybrid_seq.io.hf` that can express it (an error lists why each cannot).
     * ``flax``: the reference orbax checkpoint of the bare parameter tree (needs orbax).
     * ``pytorch``: the reference `.pt` state dict file (needs torch).
 
@@ -28,8 +32,12 @@ def save(model: Model, path: str | Path, *, format: str = "hybrid_seq", overwrit
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    family = None
     if format == "huggingface":
-        hf_config(model.config, model.dtype)
+        if isinstance(model.config, ModelConfig):
+            hf_config(model.config, model.dtype)
+        else:
+            family = family_for(model.config, model.dtype)
     model = model.unstack_layers()
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as temporary:
@@ -39,5 +47,8 @@ def save(model: Model, path: str | Path, *, format: str = "hybrid_seq", overwrit
             save_pytorch(model, temporary)
         else:
             temporary.mkdir()
-            (save_native if format == "hybrid_seq" else save_huggingface)(model, temporary)
+            if family is not None:
+                save_family(model, temporary, family)
+            else:
+                (save_native if format == "hybrid_seq" else save_huggingface)(model, temporary)
     return path

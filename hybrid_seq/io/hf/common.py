@@ -1,0 +1,264 @@
+"""What the HF hybrid families share: a strict config.json reader, leaf <-> tensor maps, loading and saving.
+
+A family adapter (one module per `model_type`) reads its `config.json` into a `HybridConfig`,
+writes one back, and maps every leaf of a model to its HF tensors. A leaf is one or more
+`HFTensor` pieces: a slice of rows of an HF tensor (HF's fused tensors hold several of our
+leaves), or, for `stacked` leaves, one HF tensor per index of our leading axis (experts
+saved one by one). Loading and saving walk the model with those maps and stream tensors one
+at a time; a tensor of the file that no leaf claims, and a config key the adapter does not
+understand, are errors naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import numpy as np
+
+from hybrid_seq.architecture import HybridConfig
+from hybrid_seq.blocks.hf_names import HFTensor
+from hybrid_seq.io.assemble import ShardingSpec, build_model, check_structure, shapes_of, skeleton
+from hybrid_seq.io.flax_layout import leaf_path
+from hybrid_seq.io.json_file import read_json
+from hybrid_seq.io.safetensors_file import SafetensorsReader, write_safetensors
+from hybrid_seq.model import Model
+
+WEIGHTS = "model.safetensors"
+#: Keys every HF config.json may carry that do not change the forward pass.
+GENERIC_KEYS = frozenset({
+    "architectures", "model_type", "transformers_version", "torch_dtype", "dtype", "use_cache",
+    "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range", "output_attentions",
+    "output_hidden_states", "return_dict", "chunk_size_feed_forward", "is_encoder_decoder", "is_decoder",
+    "add_cross_attention", "tie_encoder_decoder", "tokenizer_class", "prefix", "sep_token_id",
+    "decoder_start_token_id", "task_specific_params", "problem_type", "id2label", "label2id",
+    "_name_or_path", "_attn_implementation_autoset", "num_logits_to_keep", "auto_map",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorMap:
+    """Our leaf `path` and the HF tensors it is made of (see the module docstring)."""
+
+    path: tuple[str | int, ...]
+    pieces: tuple[HFTensor, ...]
+    stacked: bool = False
+
+
+@runtime_checkable
+class Family(Protocol):
+    """One HF model type: its config and its tensor names."""
+
+    model_type: str
+    #: Config keys that do not change the forward pass (init-only, generation, ...), besides `GENERIC_KEYS`.
+    ignored_keys: frozenset[str]
+    #: Older spellings of tensor names found in files -> the name `tensor_maps` uses.
+    aliases: Mapping[str, str]
+
+    def read_config(self, config: ConfigReader) -> HybridConfig: ...
+
+    def write_config(self, config: HybridConfig, dtype: Any) -> dict[str, Any]: ...
+
+    def tensor_maps(self, model: Model) -> list[TensorMap]: ...
+
+    def optional_tensors(self, config: HybridConfig) -> frozenset[str]: ...
+
+
+class ConfigReader:
+    """A config.json's keys, read one by one with errors naming the file and the key; `finish`
+    rejects the keys nobody read (a setting we would otherwise silently ignore)."""
+
+    def __init__(self, data: Mapping[str, Any], file: Path):
+        self.data, self.file, self.used = dict(data), file, set()
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def require(self, key: str) -> Any:
+        if key not in self.data:
+            raise ValueError(f"{self.file} is missing the key {key!r}")
+        return self.get(key)
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self.require(key) if default is None and key not in self.data else self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{self.file}: {key}={value!r} is not an integer")
+        return value
+
+    def number(self, key: str, default: int | float | None = None) -> float:
+        value = self.require(key) if default is None and key not in self.data else self.get(key, default)
+        value = _float(value)
+        if value is None:
+            raise ValueError(f"{self.file}: {key}={self.data.get(key)!r} is not a number")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise ValueError(f"{self.file}: {key}={value!r} is not true or false")
+        return value
+
+    def choice(self, key: str, default: Any, supported: Iterable[Any]) -> Any:
+        value = self.get(key, default)
+        supported = tuple(supported)
+        if value not in supported:
+            raise ValueError(f"{self.file}: {key}={value!r} is not supported (hybrid_seq handles {list(supported)})")
+        return value
+
+    def limit(self, key: str) -> tuple[float, float | None]:
+        """A `time_step_limit` pair; HF writes infinity as `{"__float__": "Infinity"}`."""
+        value = self.get(key, (0.0, math.inf))
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or None in map(_float, value):
+            raise ValueError(f"{self.file}: {key}={value!r} is not a pair of numbers")
+        low, high = (_float(v) for v in value)
+        return low, None if math.isinf(high) else high
+
+    def finish(self, ignored: Iterable[str]) -> None:
+        unknown = sorted(set(self.data) - self.used - GENERIC_KEYS - set(ignored))
+        if unknown:
+            raise ValueError(
+                f"{self.file}: keys hybrid_seq does not understand for model_type {self.data.get('model_type')!r}: "
+                f"{unknown}; refusing to load rather than ignore them"
+            )
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, dict) and set(value) == {"__float__"}:
+        value = value["__float__"]
+    if isinstance(value, str) and value in ("Infinity", "inf", "-Infinity", "-inf", "NaN"):
+        return float(value.replace("Infinity", "inf"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def json_float(value: float | None) -> Any:
+    """A float as HF writes it into config.json (infinity tagged as `{"__float__": "Infinity"}`)."""
+    return {"__float__": "Infinity"} if value is None or math.isinf(value) else value
+
+
+def prefixed(prefix: str, path: tuple[str | int, ...], names: Mapping[tuple[str, ...], HFTensor]) -> list[TensorMap]:
+    """A module's own HF names placed under `prefix`, for the module at our leaf `path`."""
+    return [
+        TensorMap((*path, *ours), (piece._replace(name=f"{prefix}{piece.name}"),))
+        for ours, piece in names.items()
+    ]
+
+
+# Our layout from HF's, HF's from ours, and HF's shape from ours, per transform.
+_FROM_HF: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v[:, 0, :].T,
+}
+_TO_HF: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v.T[:, None, :],
+}
+_HF_SHAPE: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
+    "none": lambda s: s, "T": lambda s: s[::-1], "conv": lambda s: (s[1], 1, s[0]),
+}
+
+
+def load_family(
+    directory: Path, family: Family, *, dtype: Any, sharding: ShardingSpec, overrides: dict[str, Any]
+) -> Model:
+    """The model of an HF directory of `family` (single or sharded safetensors)."""
+    config_file = directory / "config.json"
+    reader = ConfigReader(read_json(config_file), config_file)
+    config = family.read_config(reader)
+    reader.finish(family.ignored_keys)
+    if overrides:
+        config = config.replace(**overrides)
+    tensors = SafetensorsReader.from_directory(directory, WEIGHTS)
+    label = f"{directory} (huggingface {family.model_type})"
+    first = next(iter(tensors.dtypes.values()))
+    abstract = skeleton(config, first if dtype is None else dtype)
+    maps = {m.path: m for m in family.tensor_maps(abstract)}
+    in_file = {family.aliases.get(name, name): name for name in tensors.shapes}
+    claimed = {piece.name for m in maps.values() for piece in m.pieces}
+    unused = sorted(in_file[n] for n in set(in_file) - claimed - family.optional_tensors(config))
+    if unused:
+        raise ValueError(f"{label}: tensors with no place in the model: {', '.join(unused)}")
+
+    def read(piece: HFTensor) -> np.ndarray:
+        if piece.name not in in_file:
+            raise ValueError(f"{tensors.label}: tensor {piece.name} is missing")
+        value = tensors[in_file[piece.name]]
+        if piece.rows is not None:
+            if value.shape[0] < piece.rows[1]:
+                raise ValueError(
+                    f"{tensors.file_of(piece.name)}: tensor {piece.name} has {value.shape[0]} rows, "
+                    f"the config needs {piece.rows[1]}"
+                )
+            value = value[piece.rows[0] : piece.rows[1]]
+        return _FROM_HF[piece.transform](value)
+
+    def fetch(path: tuple[str | int, ...]) -> np.ndarray:
+        tensor_map = maps[path]
+        values = [read(piece) for piece in tensor_map.pieces]
+        return np.stack(values) if tensor_map.stacked else values[0]
+
+    def name(path: tuple[str | int, ...]) -> str:
+        return ", ".join(piece.name for piece in maps[path].pieces)
+
+    return build_model(abstract, fetch, source=label, name=name, sharding=sharding)
+
+
+def write_family(
+    model: Model, directory: Path, family: Family, leaf: Callable[[tuple[str | int, ...]], np.ndarray], dtype: Any
+) -> None:
+    """Write `model` (or its skeleton) as an HF checkpoint of `family`, tensor by tensor."""
+    header = family.write_config(model.config, dtype)
+    check_structure(model, source="the model to save")
+    shapes = shapes_of(model)
+    parts: dict[str, list[tuple[int, tuple[str | int, ...], int | None, str]]] = defaultdict(list)
+    for tensor_map in family.tensor_maps(model):
+        for index, piece in enumerate(tensor_map.pieces):
+            start = 0 if piece.rows is None else piece.rows[0]
+            parts[piece.name].append((start, tensor_map.path, index if tensor_map.stacked else None, piece.transform))
+
+    def piece_shape(path: tuple[str | int, ...], index: int | None, transform: str) -> tuple[int, ...]:
+        shape = shapes[path] if index is None else shapes[path][1:]
+        return tuple(_HF_SHAPE[transform](tuple(shape)))
+
+    entries = []
+    for name in sorted(parts):
+        pieces = sorted(parts[name], key=lambda p: p[0])
+        part_shapes = [piece_shape(path, index, transform) for _, path, index, transform in pieces]
+        rows = sum(s[0] for s in part_shapes)
+        entries.append((name, (rows, *part_shapes[0][1:]), dtype))
+
+    def produce(name: str) -> np.ndarray:
+        values = []
+        for _, path, index, transform in sorted(parts[name], key=lambda p: p[0]):
+            value = np.asarray(leaf(path))
+            values.append(_TO_HF[transform](value if index is None else value[index]))
+        return np.concatenate(values, axis=0).astype(dtype) if len(values) > 1 else values[0].astype(dtype)
+
+    write_safetensors(directory / WEIGHTS, entries, produce, metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
+
+
+def save_family(model: Model, directory: Path, family: Family) -> None:
+    """Write `model` into the (existing, empty) `directory` as an HF checkpoint of `family`."""
+    values = {leaf_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(model)[0]}
+    write_family(model, directory, family, lambda path: np.asarray(values[path]), model.dtype)
+
+
+def dtype_name(dtype: Any) -> str:
+    """HF's `torch_dtype` string of a numpy/JAX dtype."""
+    return {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[np.dtype(dtype).name]
+
+
+__all__ = [
+    "ConfigReader", "Family", "TensorMap", "dtype_name", "json_float", "load_family", "prefixed",
+    "save_family", "write_family",
+]
