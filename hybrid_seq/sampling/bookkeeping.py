@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from jaxtyping import Bool, Float32, Int32
 
+from hybrid_seq.sampling.detokenize import REPLACEMENT, TextStream
+
 
 @runtime_checkable
 class TokenizerLike(Protocol):
@@ -49,12 +51,12 @@ class StreamPiece:
 
 @dataclasses.dataclass
 class Row:
-    """One prompt's output so far."""
+    """One prompt's output so far; `stream` follows its text where stop strings or streaming need it."""
 
     tokens: list[int] = dataclasses.field(default_factory=list)
     logprobs: list[float] = dataclasses.field(default_factory=list)
-    text: str = ""
     finish: str | None = None
+    stream: TextStream | None = None
 
 
 class Rows:
@@ -62,14 +64,26 @@ class Rows:
 
     A row ends at its first token in `stop_ids` (not kept) or once its text contains one of
     `stop`: the text is cut just before the stop string and the tokens keep the one that
-    completed it. Nothing is added to an ended row.
+    completed it. Nothing is added to an ended row. With `track_text` (implied by stop
+    strings) each row's text is followed incrementally (`TextStream`, linear time);
+    otherwise each row is decoded once, when its text is asked for.
     """
 
-    def __init__(self, tokenizer: TokenizerLike, batch_size: int, stop_ids: Iterable[int], stop: Sequence[str]):
+    def __init__(
+        self,
+        tokenizer: TokenizerLike,
+        batch_size: int,
+        stop_ids: Iterable[int],
+        stop: Sequence[str],
+        *,
+        track_text: bool = False,
+    ):
         self.tokenizer = tokenizer
-        self.rows = [Row() for _ in range(batch_size)]
-        self.stop_ids = set(stop_ids)
         self.stop = tuple(stop)
+        track = track_text or bool(self.stop)
+        self.rows = [Row(stream=TextStream(tokenizer) if track else None) for _ in range(batch_size)]
+        self._stop_ids = np.asarray(sorted(set(stop_ids)), np.int64)
+        self._longest_stop = max(map(len, self.stop), default=0)
 
     @property
     def finished(self) -> Bool[np.ndarray, " B"]:
@@ -77,33 +91,42 @@ class Rows:
 
     def add(self, tokens: Int32[np.ndarray, "B n"], logprobs: Float32[np.ndarray, "B n"]) -> None:
         """Append one segment (`n` new tokens per row) to every row that has not ended."""
-        for row, row_tokens, row_logprobs in zip(self.rows, tokens, logprobs):
-            self._extend(row, row_tokens, row_logprobs)
-
-    def _extend(self, row: Row, tokens: np.ndarray, logprobs: np.ndarray) -> None:
-        if row.finish:
-            return
-        start = len(row.tokens)
-        for token, logprob in zip(tokens.tolist(), logprobs.tolist()):
-            if token in self.stop_ids:
+        hit = np.isin(tokens, self._stop_ids)
+        kept = np.where(hit.any(axis=1), hit.argmax(axis=1), tokens.shape[1])
+        for row, row_tokens, row_logprobs, count, stopped in zip(self.rows, tokens, logprobs, kept.tolist(), hit.any(1)):
+            if row.finish:
+                continue
+            start = len(row.tokens)
+            row.tokens.extend(row_tokens[:count].tolist())
+            row.logprobs.extend(row_logprobs[:count].tolist())
+            if stopped:
                 row.finish = "stop_token"
-                break
-            row.tokens.append(token)
-            row.logprobs.append(logprob)
-        row.text = self.tokenizer.decode(row.tokens)
-        if not any(s in row.text for s in self.stop):
+            if row.stream is not None:
+                self._follow_text(row, start)
+
+    def _follow_text(self, row: Row, start: int) -> None:
+        """Extend the row's text with its tokens from `start` on; end it at the first stop string."""
+        stream = row.stream
+        searched = stream.stable - self._longest_stop + 1
+        stream.extend(row.tokens[start:])
+        recent = stream.text_from(searched)
+        if not any(s in recent for s in self.stop):
             return
         for end in range(start + 1, len(row.tokens) + 1):
-            text = self.tokenizer.decode(row.tokens[:end])
-            cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
-            if cut >= 0:
+            if _first_stop(self.tokenizer.decode(row.tokens[:end]), self.stop) >= 0:
                 del row.tokens[end:], row.logprobs[end:]
-                row.text, row.finish = text[:cut], "stop_string"
+                row.finish = "stop_string"
                 return
+
+    def text(self, index: int) -> str:
+        """The text of row `index`: its tokens decoded, cut before a stop string that ended it."""
+        row = self.rows[index]
+        text = self.tokenizer.decode(row.tokens)
+        return text[: _first_stop(text, self.stop)] if row.finish == "stop_string" else text
 
     def output(self, return_logprobs: bool) -> SamplerOutput:
         return SamplerOutput(
-            texts=[row.text for row in self.rows],
+            texts=[self.text(i) for i in range(len(self.rows))],
             tokens=[row.tokens for row in self.rows],
             logprobs=[row.logprobs for row in self.rows] if return_logprobs else None,
             finish_reasons=[row.finish or "length" for row in self.rows],
@@ -111,32 +134,56 @@ class Rows:
 
 
 class Streamer:
-    """Turns one row's growth into `StreamPiece`s; text that could start a stop string is held back."""
+    """Turns the growth of one row (tracked with `track_text`) into `StreamPiece`s.
 
-    def __init__(self, row: Row, stop: Sequence[str]):
-        self.row = row
-        self.stop = tuple(stop)
+    Text that could be the start of a stop string, or that ends in an incomplete character,
+    is held back until it is decided, so the pieces never show text that is later cut, and
+    they concatenate to the row's text.
+    """
+
+    def __init__(self, rows: Rows, index: int = 0):
+        self.rows = rows
+        self.index = index
         self.emitted = 0
         self.count = 0
+        self.over = False
 
     def pieces(self) -> Iterable[StreamPiece]:
         """What the row gained since the last call (at most one piece)."""
-        row = self.row
-        safe = len(row.text) if row.finish else len(row.text) - held_back(row.text, self.stop)
-        piece, self.emitted = row.text[self.emitted : safe], max(self.emitted, safe)
+        if self.over:
+            return
+        row = self.rows.rows[self.index]
         token = row.tokens[-1] if len(row.tokens) > self.count else None
         self.count = len(row.tokens)
+        if row.finish:
+            self.over = True
+            piece = self.rows.text(self.index)[self.emitted :]
+        else:
+            tail = row.stream.text_from(self.emitted)
+            piece = tail[: len(tail) - held_back(tail, self.rows.stop)]
+        self.emitted += len(piece)
         if token is not None or piece:
             yield StreamPiece(token=token, text=piece)
 
     def flush(self) -> Iterable[StreamPiece]:
-        """The text still held back once the row is over."""
-        if self.emitted < len(self.row.text):
-            yield StreamPiece(token=None, text=self.row.text[self.emitted :])
+        """The text still held back once generation is over."""
+        if not self.over:
+            self.over = True
+            rest = self.rows.text(self.index)[self.emitted :]
+            if rest:
+                yield StreamPiece(token=None, text=rest)
 
 
 def held_back(text: str, stop: Sequence[str]) -> int:
-    """Length of the longest suffix of `text` that starts some stop string (or is an incomplete character)."""
-    if text.endswith("\ufffd"):
-        return 1
-    return max((n for s in stop for n in range(min(len(s), len(text)), 0, -1) if s.startswith(text[-n:])), default=0)
+    """How many characters at the end of `text` must wait: a run of incomplete characters
+    (U+FFFD, which later bytes may complete) and, before it, the longest suffix that starts
+    some stop string (which later text may complete)."""
+    incomplete = len(text) - len(text.rstrip(REPLACEMENT))
+    text = text[: len(text) - incomplete]
+    starts = (n for s in stop for n in range(min(len(s), len(text)), 0, -1) if s.startswith(text[-n:]))
+    return incomplete + max(starts, default=0)
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int:
+    """Index of the earliest stop string in `text`, or -1."""
+    return min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

@@ -124,8 +124,8 @@ class Sampler:
         """
         options = SamplingOptions.resolve(options, max_new_tokens, settings)
         plan = self.plan([prompt], options)
-        rows = Rows(self.tokenizer, 1, plan.stop_ids, options.stop)
-        streamer = Streamer(rows.rows[0], options.stop)
+        rows = Rows(self.tokenizer, 1, plan.stop_ids, options.stop, track_text=True)
+        streamer = Streamer(rows)
         for _ in self._generate(plan, rows, segment=1):
             yield from streamer.pieces()
         yield from streamer.flush()

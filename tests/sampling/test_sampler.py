@@ -9,8 +9,8 @@ import pytest
 
 import hybrid_seq
 from hybrid_seq import Sampler, Tokenizer
-from hybrid_seq.sampling import prefill
-from hybrid_seq.sampling import loop
+from hybrid_seq.sampling import ByteTokenizer, loop, prefill
+from tests.sampling.helpers import tiny_model
 
 # Prompts of 1 to 3 tokens after BOS is added ("" is BOS only), and longer ones.
 PROMPTS = ["", "the", "the cat", "dogs ran far away from home and birds sang", "every morning people walk"]
@@ -127,3 +127,25 @@ def test_no_recompile_within_buckets(sampler: Sampler, monkeypatch: pytest.Monke
     count = len(traces)
     sampler(["dogs ran far", "a"], 14, stop_token_ids=[1, 2])
     assert len(traces) == count
+
+
+class CountingTokenizer(ByteTokenizer):
+    """The byte tokenizer, counting the tokens it decodes."""
+
+    decoded = 0
+
+    def decode(self, ids) -> str:
+        self.decoded += len(ids)
+        return super().decode(ids)
+
+
+def test_streaming_decodes_in_linear_time() -> None:
+    """256 streamed tokens: a few decodes per token (re-decoding the row each step cost 32,896)."""
+    tokenizer = CountingTokenizer()
+    sampler = Sampler(tiny_model(tokenizer.vocab_size), tokenizer)
+    settings = dict(temperature=1.0, seed=5, stop_token_ids=())
+    pieces = list(sampler.stream("ab", 256, **settings))
+    assert tokenizer.decoded <= 8 * 256
+    out = sampler("ab", 256, **settings)
+    assert [p.token for p in pieces if p.token is not None] == out.tokens[0] and len(out.tokens[0]) == 256
+    assert "".join(p.text for p in pieces) == out.texts[0] and "\ufffd" in out.texts[0]
