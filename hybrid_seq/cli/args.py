@@ -76,3 +76,19 @@ def preset_name(text: str) -> str:
     if text not in presets.names():
         raise argparse.ArgumentTypeError(f"unknown preset {text!r} (known: {', '.join(presets.names())})")
     return text
+
+
+def kind_bindings(text: str) -> tuple[tuple[str, Any], ...]:
+    """A JSON object of letter -> kind config, e.g. '{"X": {"kind": "mamba2", "num_heads": 4, "head_dim": 8}}'."""
+    from hybrid_seq.kinds import KindConfig
+
+    bindings = json_object(text)
+    out = []
+    for letter, data in bindings.items():
+        if len(letter) != 1:
+            raise argparse.ArgumentTypeError(f"kind letters are single characters, got {letter!r}")
+        try:
+            out.append((letter, KindConfig.from_dict(data, where=f"--kinds {letter!r}")))
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return tuple(out)

@@ -1,4 +1,4 @@
-"""`hybrid-seq train`: the built-in pattern comparison (default: MQAR, pure recurrence vs Griffin vs pure local attention)."""
+"""`hybrid-seq train`: the built-in pattern comparison (default: MQAR; RG-LRU, Griffin, local attention, Mamba-2, a Mamba-2 hybrid)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import datetime
 import time
 
-from hybrid_seq.cli.args import float_in, int_at_least
+from hybrid_seq.cli.args import float_in, int_at_least, kind_bindings
 from hybrid_seq.training.experiment import ExperimentConfig, run_experiment
 from hybrid_seq.training.tasks import task_names
 
@@ -24,7 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--task", default=_DEFAULTS.task, choices=task_names())
-    parser.add_argument("--patterns", default=",".join(_DEFAULTS.patterns), help="comma-separated block patterns")
+    parser.add_argument(
+        "--patterns",
+        default=",".join(_DEFAULTS.patterns),
+        help="comma-separated patterns of letters: R RG-LRU, A local attention, M Mamba-2, G global GQA attention, "
+        "and any letter bound with --kinds",
+    )
+    parser.add_argument(
+        "--kinds",
+        type=kind_bindings,
+        default=(),
+        help='more letters, as JSON: \'{"X": {"kind": "mamba2", "num_heads": 4, "head_dim": 8, "state_size": 8}}\'',
+    )
     parser.add_argument("--steps", type=int_at_least(1), default=_DEFAULTS.steps)
     parser.add_argument("--width", type=int_at_least(1), default=_DEFAULTS.width)
     parser.add_argument("--num-heads", type=int_at_least(1), default=_DEFAULTS.num_heads)
@@ -45,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     config = ExperimentConfig(
         task=args.task,
         patterns=tuple(p.strip() for p in args.patterns.split(",") if p.strip()),
+        kinds=args.kinds,
         width=args.width,
         num_heads=args.num_heads,
         vocab_size=args.vocab_size,

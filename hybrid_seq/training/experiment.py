@@ -1,10 +1,14 @@
 """The built-in experiment: train small models of several block patterns on a synthetic task at equal parameter budgets.
 
-Default: multi-query associative recall, comparing pure recurrence (`R:3`), Griffin
-(`RRA:3`) and pure local attention (`A:3`). Budgets are equalised by giving each pattern
-the MLP width that brings its parameter count closest to the first hybrid pattern's
-(the temporal blocks differ in size; the recurrent state and the attention window do
-not change). Writes `metrics.jsonl`, `summary.json` and `accuracy.png` into `out`.
+Default: multi-query associative recall, comparing pure RG-LRU recurrence (`R:3`), Griffin
+(`RRA:3`), pure local attention (`A:3`), pure Mamba-2 (`M:3`) and a Mamba-2 + attention
+hybrid (`MMA:3`). Letters: `R` RG-LRU, `A` local multi-query attention, `M` Mamba-2, `G`
+global grouped-query attention with RoPE, each sized from the experiment's width and
+followed by a gated MLP; `ExperimentConfig.kinds` binds more letters to any registered
+kind. Budgets are equalised by giving each pattern the MLP width that brings its parameter
+count closest to the first hybrid pattern's (the mixers differ in size; the recurrent
+states and the attention window do not change). Writes `metrics.jsonl`, `summary.json` and
+`accuracy.png` into `out`.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import dataclasses
 import json
 import pathlib
 import time
+from typing import Any
 
 import jax
 
-from hybrid_seq.config import ModelConfig
+from hybrid_seq.architecture import HybridConfig
+from hybrid_seq.blocks import AttentionConfig, GatedMLPConfig, LocalAttentionConfig, Mamba2Config, RecurrentConfig
+from hybrid_seq.kinds import KindConfig
 from hybrid_seq.model import Model
 from hybrid_seq.params import param_count
 from hybrid_seq.training.optim import OptimConfig, make_optimizer
@@ -30,7 +37,8 @@ class ExperimentConfig:
     """Task, model family and budget of the pattern comparison (defaults: the `hybrid-seq train` main job)."""
 
     task: str = "mqar"
-    patterns: tuple[str, ...] = ("R:3", "RRA:3", "A:3")
+    patterns: tuple[str, ...] = ("R:3", "RRA:3", "A:3", "M:3", "MMA:3")
+    kinds: tuple[tuple[str, KindConfig], ...] = ()
     width: int = 32
     num_heads: int = 2
     mlp_expansion: int = 2
@@ -54,21 +62,43 @@ class ExperimentConfig:
         return get_task(self.task, **fields)
 
 
-def _config(cfg: ExperimentConfig, pattern: str, mlp_width: int) -> ModelConfig:
-    return ModelConfig(
+def letter_kinds(cfg: ExperimentConfig) -> dict[str, KindConfig]:
+    """The kinds the experiment's letters name (see the module docstring), and `cfg.kinds`."""
+    head_dim = min(16, cfg.width)
+    return {
+        "R": RecurrentConfig(num_heads=cfg.num_heads),
+        "A": LocalAttentionConfig(num_heads=cfg.num_heads, window_size=cfg.attention_window or cfg.seq_len),
+        "M": Mamba2Config(num_heads=max(1, 2 * cfg.width // head_dim), head_dim=head_dim, state_size=16, n_groups=1),
+        "G": AttentionConfig(num_heads=cfg.num_heads, num_kv_heads=1),
+        **dict(cfg.kinds),
+    }
+
+
+def _config(cfg: ExperimentConfig, pattern: str, mlp_width: int) -> HybridConfig:
+    kinds = letter_kinds(cfg)
+    return HybridConfig(
         vocab_size=cfg.vocab_size,
         width=cfg.width,
-        mlp_expanded_width=mlp_width,
-        num_heads=cfg.num_heads,
-        block_pattern=pattern,
-        attention_window_size=cfg.attention_window or cfg.seq_len,
+        pattern=pattern,
+        kinds={letter: kinds[letter] for letter in _letters(pattern, kinds)},
+        channel=GatedMLPConfig(expanded_width=mlp_width),
     )
 
 
-def matched_configs(cfg: ExperimentConfig) -> dict[str, ModelConfig]:
-    """One ModelConfig per pattern, MLP width chosen so total parameters match the reference pattern's as closely as possible.
+def _letters(pattern: str, kinds: dict[str, Any]) -> list[str]:
+    letters = sorted({c for c in pattern.partition(":")[0] if c not in " ,"})
+    unknown = [c for c in letters if c not in kinds]
+    if unknown:
+        raise ValueError(
+            f"pattern {pattern!r}: letters {unknown} are not bound (built in: R, A, M, G; bind more with kinds=)"
+        )
+    return letters
 
-    The reference is the first pattern containing both kinds of block (else the first).
+
+def matched_configs(cfg: ExperimentConfig) -> dict[str, HybridConfig]:
+    """One config per pattern, MLP width chosen so total parameters match the reference pattern's as closely as possible.
+
+    The reference is the first pattern with more than one kind of layer (else the first).
     """
     base = cfg.mlp_expansion * cfg.width
     hybrid = [p for p in cfg.patterns if len(set(_config(cfg, p, base).layer_kinds)) > 1]
@@ -104,8 +134,9 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: boo
     results = {}
     for pattern, model_config in configs.items():
         counts = param_count(model_config)
+        mlp_width = model_config.channel.expanded_width
         if verbose:
-            print(f"== {pattern}: {counts.total:,} parameters (MLP width {model_config.mlp_expanded_width})", flush=True)
+            print(f"== {pattern}: {counts.total:,} parameters (MLP width {mlp_width})", flush=True)
         model = Model(model_config, key=jax.random.PRNGKey(cfg.seed))
         trainer = Trainer(
             model,
@@ -130,14 +161,14 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: boo
         results[pattern] = {
             "params": counts.total,
             "non_embedding_params": counts.non_embedding,
-            "mlp_width": model_config.mlp_expanded_width,
+            "mlp_width": mlp_width,
             "wall_s": time.perf_counter() - start,
         }
     curves = accuracy_curves(out / "metrics.jsonl")
     for pattern in results:
         results[pattern]["accuracy"] = curves[pattern]
         results[pattern]["final_accuracy"] = curves[pattern][-1][1] if curves[pattern] else None
-    summary = {"config": dataclasses.asdict(cfg), "results": results}
+    summary = {"config": {**dataclasses.asdict(cfg), "kinds": {k: v.to_dict() for k, v in cfg.kinds}}, "results": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_accuracy(curves, out / "accuracy.png", title=_title(cfg))
     if verbose:
