@@ -22,11 +22,17 @@ from hybrid_seq import scan
 from hybrid_seq.bench.timing import interleaved, progress_bar
 from hybrid_seq.cli.args import int_at_least
 
+#: `(B, T, D)` shapes timed by default: RecurrentGemma-2B's width at batch 8, and a long sequence.
 FULL_SHAPES = ((8, 2048, 2560), (1, 8192, 4096))
+#: The shapes of `--small`.
 SMALL_SHAPES = ((2, 512, 512), (1, 1024, 1024))
+#: Input dtypes timed, by name.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+#: Forward only, and forward plus backward (a VJP with a non-constant cotangent).
 MODES = ("fwd", "fwd+bwd")
+#: `[B, T, D]` arrays each mode must read or write at least, for the bandwidth figures.
 ARRAYS_MOVED = {"fwd": 3, "fwd+bwd": 8}
+#: The contender the "x ref" column divides by: recurrentgemma's `vmap` of `lax.scan`.
 REFERENCE_BASELINE = "ref:LINEAR_NATIVE"
 
 
@@ -131,6 +137,7 @@ def _rows(
 
 
 def format_table(rows: list[Row]) -> str:
+    """The rows as the fixed-width text table `hybrid-seq bench scan` prints (ms, GB/s, % of copy, x ref)."""
     header = f"{'shape':>16} {'dtype':>8} {'mode':>7} {'contender':>22} {'ms':>9} {'GB/s':>7} {'%copy':>6} {'x ref':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -194,6 +201,7 @@ def _bar_label(row: Row) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    """`hybrid-seq bench scan`: time, print the table and (with `--out`) write the plot; returns the exit code."""
     shapes = tuple(map(tuple, args.shape)) if args.shape else SMALL_SHAPES if args.small else FULL_SHAPES
     rows = run(
         shapes=shapes,

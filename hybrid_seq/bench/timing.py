@@ -33,6 +33,7 @@ from typing import Any
 import jax
 from tqdm import tqdm
 
+#: A source of seconds, `time.perf_counter` by default (tests pass a fake one).
 Clock = Callable[[], float]
 
 
@@ -45,14 +46,17 @@ class Timing:
 
     @property
     def median(self) -> float:
+        """Median seconds of the repetitions (the figure the benchmarks report)."""
         return statistics.median(self.samples)
 
     @property
     def min(self) -> float:
+        """Fastest repetition, in seconds."""
         return min(self.samples)
 
     @property
     def max(self) -> float:
+        """Slowest repetition, in seconds."""
         return max(self.samples)
 
     @property

@@ -35,6 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `hybrid-seq` parser with every subcommand registered (its errors raise `UsageError`)."""
     parser = _Parser(
         prog="hybrid-seq",
         description="Hybrid recurrent/attention sequence models (Griffin, Hawk, RecurrentGemma).",

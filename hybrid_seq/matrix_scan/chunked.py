@@ -87,6 +87,7 @@ class Chunked:
     def __call__(
         self, q: Keys, k: Keys, v: Values, log_decay: LogDecay, h0: State, reset: Reset | None
     ) -> tuple[Values, State]:
+        """The kernel: `(y, h_last)` on checked inputs, chunk by chunk (see the module docstring)."""
         batch, length, groups, key = q.shape
         heads, value = v.shape[2], v.shape[3]
         per_group = heads // groups

@@ -40,7 +40,8 @@ class MatrixScan(Protocol):
 
     def __call__(
         self, q: Array, k: Array, v: Array, log_decay: Array, h0: Array | None = None, *, reset: Array | None = None
-    ) -> tuple[Values, State]: ...
+    ) -> tuple[Values, State]:
+        """`y` `[B, T, H, V]` in `v.dtype` and the float32 state `h_last` `[B, H, K, V]`."""
 
 
 @runtime_checkable
@@ -54,7 +55,8 @@ class Kernel(Protocol):
 
     def __call__(
         self, q: Keys, k: Keys, v: Values, log_decay: LogDecay, h0: State, reset: Reset | None
-    ) -> tuple[Values, State]: ...
+    ) -> tuple[Values, State]:
+        """`(y, h_last)` for checked inputs and an explicit float32 `h0`."""
 
 
 def _describe(x: object) -> str:

@@ -52,6 +52,7 @@ class BoundMatrixScan:
     def __call__(
         self, q: Array, k: Array, v: Array, log_decay: Array, h0: Array | None = None, *, reset: Array | None = None
     ) -> tuple[Values, State]:
+        """Check the inputs (naming the bad argument), default `h0` to float32 zeros, run the backend."""
         check_inputs(q, k, v, log_decay, h0, reset)
         if h0 is None:
             batch, _, _, key = q.shape

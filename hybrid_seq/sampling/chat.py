@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: Opens a turn: `<start_of_turn>` followed by the role and a newline.
 START_OF_TURN = "<start_of_turn>"
+#: Closes a turn; chat sampling also stops at it.
 END_OF_TURN = "<end_of_turn>"
 
 #: Accepted roles and the name written into the prompt (Gemma calls the assistant "model").

@@ -25,7 +25,8 @@ State = Float32[Array, "B D"]
 class Scan(Protocol):
     """``scan(x, a, h0=None) -> (y, h_last)``; see the module docstring."""
 
-    def __call__(self, x: Array, a: Array, h0: Array | None = None) -> tuple[Sequence, State]: ...
+    def __call__(self, x: Array, a: Array, h0: Array | None = None) -> tuple[Sequence, State]:
+        """`y` `[B, T, D]` in `x.dtype` and `h_last` `[B, D]` float32, with `h_t = a_t * h_{t-1} + x_t`."""
 
 
 @runtime_checkable
@@ -36,7 +37,8 @@ class Kernel(Protocol):
     ``y`` in ``x.dtype`` and the float32 ``h_last``. Gradients are added by the registry.
     """
 
-    def __call__(self, x: Sequence, a: Sequence, h0: State) -> tuple[Sequence, State]: ...
+    def __call__(self, x: Sequence, a: Sequence, h0: State) -> tuple[Sequence, State]:
+        """`(y, h_last)` for checked `x`, `a` and an explicit float32 `h0`."""
 
 
 def _describe(v: object) -> str:

@@ -38,6 +38,7 @@ class Backend:
     description: str
 
     def runs_on(self, platform: str) -> bool:
+        """Whether it runs on `platform` at all, natively or interpreted."""
         return platform in self.platforms or platform in self.interpreted_on
 
 
@@ -57,6 +58,7 @@ class BoundScan:
         return self.backend.name
 
     def __call__(self, x: Array, a: Array, h0: Array | None = None) -> tuple[Sequence, State]:
+        """Check the inputs (naming the bad argument), default `h0` to float32 zeros, run the backend."""
         check_inputs(x, a, h0)
         if h0 is None:
             h0 = jnp.zeros((x.shape[0], x.shape[2]), jnp.float32)

@@ -7,7 +7,9 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+#: The input dtypes of the scan contract, by the names the strategies draw.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+#: The short dtype names used in case ids (``fp32``, ``bf16``, ``fp16``).
 SHORT_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
@@ -27,10 +29,12 @@ class ScanCase:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """``(B, T, D)``."""
         return tuple(self.x.shape)
 
     @property
     def id(self) -> str:
+        """A readable test id, e.g. ``B2-T7-D3-bfloat16-h0``."""
         b, t, d = self.shape
         return f"B{b}-T{t}-D{d}-{self.dtype_name}{'-h0' if self.h0 is not None else ''}"
 
@@ -64,6 +68,7 @@ class MatrixScanCase:
 
     @property
     def per_key(self) -> bool:
+        """Whether the decay is per key row (``[B, T, H, K]``, GLA) rather than per head (Mamba-2)."""
         return self.log_decay.ndim == 4
 
     @property
@@ -73,6 +78,7 @@ class MatrixScanCase:
 
     @property
     def id(self) -> str:
+        """A readable test id, e.g. ``B2-T37-G1-H4-K8-V16-scalar-fp32-h0-reset``."""
         b, t, g, h, k, v = self.shape
         parts = [f"B{b}-T{t}-G{g}-H{h}-K{k}-V{v}", "per_key" if self.per_key else "scalar"]
         parts.append(SHORT_DTYPE_NAMES[self.dtype_name])

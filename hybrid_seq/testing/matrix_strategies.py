@@ -16,7 +16,9 @@ from hybrid_seq.testing._hypothesis import st
 from hybrid_seq.testing.cases import MatrixScanCase, as_dtype
 from hybrid_seq.testing.strategies import dtypes, positions
 
+#: The decay layouts `matrix_scan_cases` draws: one decay per head, or one per key row.
 DECAYS = ("scalar", "per_key")
+#: The input dtypes of the matrix-scan contract.
 MATRIX_DTYPES = ("float32", "bfloat16")
 
 

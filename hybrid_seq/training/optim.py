@@ -67,6 +67,7 @@ class OptimConfig:
     clip_norm: float | None = 1.0
 
     def schedule(self) -> optax.Schedule:
+        """The learning-rate schedule: linear warmup to `peak_lr`, cosine decay to `final_lr_fraction * peak_lr`."""
         return warmup_cosine(self.peak_lr, self.warmup_steps, self.total_steps, self.final_lr_fraction)
 
 

@@ -26,7 +26,8 @@ class Task(Protocol):
     batch_size: int
     seed: int
 
-    def batch(self, step: int) -> Batch: ...
+    def batch(self, step: int) -> Batch:
+        """The batch of `step`: a pure function of the task's fields (seed included) and `step`."""
 
 
 def _finish(tokens: np.ndarray, mask: np.ndarray) -> Batch:
@@ -61,6 +62,7 @@ class MQAR:
             raise ValueError(f"seq_len={self.seq_len} too short for {self.num_pairs} pairs and their queries")
 
     def batch(self, step: int) -> Batch:
+        """The batch of `step` (deterministic given the seed); see the class docstring for its layout."""
         rng = np.random.default_rng([self.seed, step])
         b, n, s, half = self.batch_size, self.num_pairs, self.seq_len + 1, self.vocab_size // 2
         keys = np.argsort(rng.random((b, half - 1)), axis=1)[:, :n] + 1
@@ -93,6 +95,7 @@ class SelectiveCopying:
     seed: int = 0
 
     def batch(self, step: int) -> Batch:
+        """The batch of `step` (deterministic given the seed); see the class docstring for its layout."""
         rng = np.random.default_rng([self.seed, step])
         b, m, s = self.batch_size, self.num_tokens, self.seq_len + 1
         region = s - m - 1
@@ -123,6 +126,7 @@ class InductionHeads:
     seed: int = 0
 
     def batch(self, step: int) -> Batch:
+        """The batch of `step` (deterministic given the seed); see the class docstring for its layout."""
         rng = np.random.default_rng([self.seed, step])
         b, s = self.batch_size, self.seq_len + 1
         tokens = rng.integers(2, self.vocab_size, size=(b, s))
