@@ -13,7 +13,9 @@ from hybrid_seq.blocks.numerics import promote, variance_scaling
 class Linear(eqx.Module):
     """`y = x @ weight + bias` on the last axis; weight `[in, out]` (the Flax kernel layout).
 
-    Initialised with variance scaling `scale / in_features`, bias zeros.
+    Computed in the promoted dtype of `x` and the weights, accumulated in float32 by XLA, the
+    result rounded to the promoted dtype. Initialised with variance scaling
+    `scale / in_features`, bias zeros.
     """
 
     weight: Float[Array, "I O"]

@@ -2,8 +2,12 @@
 
 Compute dtype policy (as in the reference): every layer promotes its inputs and parameters
 to their common dtype, so the compute dtype follows the parameter dtype (bf16 parameters
-give bf16 activations). Exceptions, stated where they happen: RG-LRU state and scan carry
-(fp32), attention softmax (fp32), RoPE angles (fp32).
+give bf16 activations). Matmuls and einsums (`Linear`, attention scores, the MoE experts)
+take inputs in that dtype and leave the accumulation to XLA's default precision, which
+accumulates in float32 on CPU, GPU and TPU and rounds the result to the promoted dtype.
+Exceptions, stated where they happen: recurrence states and scan carries (fp32), the
+Mamba-2 dt, decay, SSD and gated norm (fp32), attention softmax (fp32), RoPE angles (fp32,
+exact), MoE routing weights (fp32), RG-LRU gates optionally (`gate_dtype`).
 """
 
 from __future__ import annotations
