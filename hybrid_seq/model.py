@@ -154,8 +154,8 @@ class Model(eqx.Module):
         This is how to swap a kind (the channel mixer for a user's own, say) and keep the other
         weights: a module swapped in by hand (`eqx.tree_at`) leaves the config behind, so its
         checkpoint could not be loaded back. Sub-blocks are compared layer by layer (the
-        temporal mixer and the channel mixer each with its pre-norm); the embedding must keep
-        its shape.
+        temporal mixer and the channel mixer each with its pre-norm); the embedding table is
+        kept, so vocab_size and width must stay.
         """
         old, new = hybrid_config(self.config), hybrid_config(config)
         if (old.vocab_size, old.width) != (new.vocab_size, new.width):
@@ -183,10 +183,10 @@ class Model(eqx.Module):
             blocks.append(block)
         keep_head = old.tie_embeddings == new.tie_embeddings
         return eqx.tree_at(
-            lambda m: (m.embedder, m.blocks, m.final_norm, m.head),
+            lambda m: (m.embedder.weight, m.blocks, m.final_norm, m.head),
             fresh,
             (
-                unstacked.embedder,
+                unstacked.embedder.weight,
                 tuple(blocks),
                 unstacked.final_norm if old.norm == new.norm and old.final_norm == new.final_norm else fresh.final_norm,
                 unstacked.head if keep_head else fresh.head,
