@@ -10,19 +10,24 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Float32, Int32, UInt32
 
 from hybrid_seq.model import Cache, Model
-from hybrid_seq.sampling.buckets import stop_id_slots
+from hybrid_seq.sampling.buckets import power_of_two, stop_id_slots
 from hybrid_seq.sampling.options import SamplingOptions
 from hybrid_seq.sampling.rules import choose, is_stop, row_keys
 
 
 class LoopSettings(eqx.Module):
-    """The sampling settings inside the loop: traced values (changing them does not recompile), except `greedy`."""
+    """The sampling settings inside the loop.
+
+    Values are traced (changing them does not recompile); what is static is greedy or not,
+    which filters are on (None: off, so the loop does no filtering work) and top-k's bucket.
+    """
 
     temperature: Float32[Array, ""]
-    top_k: Int32[Array, ""]
-    top_p: Float32[Array, ""]
+    top_k: Int32[Array, ""] | None
+    top_p: Float32[Array, ""] | None
     stop_ids: Int32[Array, " S"]
     greedy: bool = eqx.field(static=True)
+    top_k_bound: int = eqx.field(static=True)
 
     @classmethod
     def of(cls, options: SamplingOptions, stop_ids: Sequence[int]) -> LoopSettings:
@@ -30,10 +35,11 @@ class LoopSettings(eqx.Module):
         padding = [-1] * (stop_id_slots(len(stop_ids)) - len(stop_ids))
         return cls(
             temperature=jnp.float32(max(options.temperature, 1e-6)),
-            top_k=jnp.int32(options.top_k),
-            top_p=jnp.float32(options.top_p),
+            top_k=jnp.int32(options.top_k) if options.top_k > 0 else None,
+            top_p=jnp.float32(options.top_p) if options.top_p < 1 else None,
             stop_ids=jnp.asarray([*stop_ids, *padding], jnp.int32),
             greedy=options.greedy,
+            top_k_bound=power_of_two(options.top_k),
         )
 
 
@@ -85,7 +91,11 @@ def decode(model: Model, carry: Carry, limit: Int32[Array, ""], settings: LoopSe
     def body(c: Carry) -> Carry:
         token, logprob = choose(
             c.logits, c.keys, c.step,
-            greedy=settings.greedy, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+            greedy=settings.greedy,
+            temperature=settings.temperature,
+            top_k=0 if settings.top_k is None else settings.top_k,
+            top_p=1.0 if settings.top_p is None else settings.top_p,
+            top_k_bound=settings.top_k_bound,
         )
         token = jnp.where(c.done, pad_id, token)
         logprob = jnp.where(c.done, 0.0, logprob)
