@@ -109,6 +109,7 @@ class HybridConfig:
 
     @property
     def num_layers(self) -> int:
+        """Number of layers (the pattern's length)."""
         return self.pattern.num_layers
 
     @property
@@ -143,6 +144,7 @@ class HybridConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HybridConfig:
+        """The config of a `to_dict` dict (kinds by their registered names)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
@@ -158,10 +160,12 @@ class HybridConfig:
         return cls(**values)
 
     def to_json(self) -> str:
+        """`to_dict` as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> HybridConfig:
+        """The config of a `to_json` string."""
         return cls.from_dict(json.loads(text))
 
 

@@ -68,6 +68,7 @@ class ModelConfig:
 
     @property
     def num_layers(self) -> int:
+        """Number of layers (the pattern's length)."""
         return self.block_pattern.num_layers
 
     @property
@@ -82,6 +83,7 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
+        """Attention head width: width / num_heads."""
         return self.width // self.num_heads
 
     @property
@@ -121,6 +123,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """The config of a `to_dict` dict; unknown fields are an error naming them."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:
@@ -128,10 +131,12 @@ class ModelConfig:
         return cls(**data)
 
     def to_json(self) -> str:
+        """`to_dict` as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
+        """The config of a `to_json` string."""
         return cls.from_dict(json.loads(text))
 
 

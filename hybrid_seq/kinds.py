@@ -26,6 +26,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
+#: Where a kind sits in a layer: a temporal (stateful, along time) or a channel (per token) mixer.
 ROLES = ("temporal", "channel")
 
 _KINDS: dict[str, type[KindConfig]] = {}

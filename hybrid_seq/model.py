@@ -110,6 +110,7 @@ class Model(eqx.Module):
 
     @property
     def vocab_size(self) -> int:
+        """Number of tokens (rows of the embedding)."""
         return self.embedder.weight.shape[0]
 
     def init_cache(self, batch_size: int, max_length: int | None = None) -> Cache:

@@ -80,6 +80,7 @@ class Attention(AbstractMixer):
 
     @property
     def head_dim(self) -> int:
+        """Width of each head."""
         return self.k_proj.weight.shape[1] // self.num_kv_heads
 
     def hf_tensors(self) -> dict[tuple[str, ...], HFTensor]:
@@ -103,11 +104,13 @@ class Attention(AbstractMixer):
         return KVCache(keys=empty, values=empty, num_tokens=zeros, doc_start=zeros)
 
     def state_capacity(self, state: KVCache) -> int:
+        """The cache's preallocated length."""
         return state.keys.shape[1]
 
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: KVCache | None = None
     ) -> tuple[Float[Array, "B T D"], KVCache]:
+        """Attend each token to its document's earlier tokens (cache included); write its key and value."""
         batch, length, _ = x.shape
         heads, kv_heads, head_dim = self.num_heads, self.num_kv_heads, self.head_dim
         if state is None:
@@ -222,9 +225,11 @@ class AttentionConfig(KindConfig):
         check_number("attention", "key_multiplier", self.key_multiplier)
 
     def resolved_head_dim(self, width: int) -> int:
+        """`head_dim`, or width / num_heads when it is None."""
         return width // self.num_heads if self.head_dim is None else self.head_dim
 
     def validate(self, width: int) -> None:
+        """Raise ValueError when the heads do not fit `width` or RoPE would rotate an odd number of features."""
         if self.head_dim is None:
             check_divides("attention", "num_heads", self.num_heads, "width", width)
         rotary = self.resolved_head_dim(width) * self.rope_fraction
@@ -235,6 +240,7 @@ class AttentionConfig(KindConfig):
             )
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> Attention:
+        """The `Attention` module (output projection init scale 2 / num_layers)."""
         head_dim = self.resolved_head_dim(width)
         kv_heads = self.num_kv_heads or self.num_heads
         k_q, k_k, k_v, k_o, k_g = jax.random.split(key, 5)

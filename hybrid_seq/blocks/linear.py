@@ -35,6 +35,7 @@ class Linear(eqx.Module):
         self.bias = jnp.zeros((out_features,), dtype) if use_bias else None
 
     def __call__(self, x: Float[Array, "*batch I"]) -> Float[Array, "*batch O"]:
+        """`x @ weight (+ bias)` on the last axis."""
         if self.bias is None:
             x, w = promote(x, self.weight)
             return x @ w
@@ -61,6 +62,7 @@ class BlockDiagonalLinear(eqx.Module):
         self.bias = jnp.zeros((num_blocks, n), dtype)
 
     def __call__(self, x: Float[Array, "*batch W"]) -> Float[Array, "*batch W"]:
+        """Each contiguous chunk of the last axis through its own square map."""
         x, w, b = promote(x, self.weight, self.bias)
         num_blocks, n, _ = w.shape
         x = x.reshape(*x.shape[:-1], num_blocks, n)

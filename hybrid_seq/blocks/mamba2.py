@@ -114,10 +114,12 @@ class Mamba2(AbstractMixer, AbstractScanning):
 
     @property
     def head_dim(self) -> int:
+        """Width P of each head."""
         return self.x_proj.weight.shape[1] // self.num_heads
 
     @property
     def state_size(self) -> int:
+        """State size N of each B/C group."""
         return self.b_proj.weight.shape[1] // self.n_groups
 
     def hf_tensors(self) -> dict[tuple[str, ...], HFTensor]:
@@ -150,6 +152,7 @@ class Mamba2(AbstractMixer, AbstractScanning):
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: Mamba2State | None = None
     ) -> tuple[Float[Array, "B T D"], Mamba2State]:
+        """The mixed sequence and the conv and SSM states after its last token."""
         batch, length, _ = x.shape
         if state is None:
             state = self.init_state(batch, length, jnp.result_type(x, self.x_proj.weight))
@@ -238,6 +241,7 @@ class Mamba2Config(KindConfig):
         return self.num_heads * self.head_dim
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> Mamba2:
+        """The `Mamba2` module with HF's initialisation of A, D and dt_bias."""
         keys = iter(jax.random.split(key, 10))
         inner, groups = self.inner_width, self.n_groups * self.state_size
         linear = lambda n_in, n_out, bias, scale=1.0: Linear(  # noqa: E731

@@ -37,6 +37,7 @@ class AbstractMixer(eqx.Module):
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: Any | None = None
     ) -> tuple[Float[Array, "B T D"], Any]:
+        """The mixed sequence and the state after its last token."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -55,6 +56,7 @@ class AbstractChannelMixer(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        """The mixed features, token by token."""
         raise NotImplementedError
 
 

@@ -72,6 +72,7 @@ class GatedMLP(AbstractChannelMixer):
         )
 
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        """`down(gelu(gate(x)) * up(x))`."""
         return self.down(jax.nn.gelu(self.gate(x), approximate=True) * self.up(x))
 
 
@@ -88,6 +89,7 @@ class GatedMLPConfig(KindConfig):
         check_int("gated_mlp", "expanded_width", self.expanded_width)
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> GatedMLP:
+        """The `GatedMLP` (down-projection init scale 2 / num_layers)."""
         return GatedMLP(width, self.expanded_width, final_init_scale=2.0 / num_layers, key=key, dtype=dtype)
 
 
@@ -116,6 +118,7 @@ class MLP(AbstractChannelMixer):
     }
 
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        """The gated or plain MLP of `x` (see the class docstring)."""
         act = activation(self.activation)
         if self.gate is None:
             hidden = act(self.up(x))
@@ -151,6 +154,7 @@ class MLPConfig(KindConfig):
         check_number("mlp", "down_multiplier", self.down_multiplier)
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> MLP:
+        """The `MLP` module (down-projection init scale 2 / num_layers)."""
         k_up, k_gate, k_down = jax.random.split(key, 3)
         return MLP(
             up=Linear(width, self.hidden_width, use_bias=self.bias, key=k_up, dtype=dtype),

@@ -69,6 +69,7 @@ class MoE(AbstractChannelMixer):
 
     @property
     def num_experts(self) -> int:
+        """Number of routed experts E."""
         return self.up.shape[0]
 
     def route(self, x: Float[Array, "N D"]) -> tuple[Float[Array, "N k"], Int[Array, "N k"]]:
@@ -99,6 +100,7 @@ class MoE(AbstractChannelMixer):
         return jnp.where(kept[..., None], grouped, -jnp.inf).reshape(choice.shape)
 
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        """The chosen experts' weighted sum (plus the shared MLP) of each token."""
         tokens = x.reshape(-1, x.shape[-1])
         weights, index = self.route(tokens)
         routed = (self._dense if self.implementation == "dense" else self._ragged)(tokens, weights, index)
@@ -177,6 +179,7 @@ class MoEConfig(KindConfig):
             raise TypeError(f"moe.shared must be an MLPConfig or None, got {self.shared!r}")
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> MoE:
+        """The `MoE` module (down-projection init scale 2 / num_layers)."""
         k_router, k_up, k_gate, k_down, k_shared = jax.random.split(key, 5)
         experts, hidden = self.num_experts, self.hidden_width
         return MoE(

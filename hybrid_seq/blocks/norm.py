@@ -48,6 +48,7 @@ class RMSNorm(eqx.Module):
         self.upcast = upcast
 
     def __call__(self, x: Float[Array, "*batch D"]) -> Float[Array, "*batch D"]:
+        """The normalised `x`, in the promoted dtype of `x` and `scale`."""
         if self.upcast:
             x32 = x.astype(jnp.float32)
             normed = (x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)).astype(x.dtype)
@@ -73,4 +74,5 @@ class NormConfig:
                 raise TypeError(f"NormConfig.{name} must be a bool, got {getattr(self, name)!r}")
 
     def build(self, width: int, *, dtype: DTypeLike) -> RMSNorm:
+        """An `RMSNorm` of `width` features with these settings."""
         return RMSNorm(width, eps=self.eps, offset=self.offset, upcast=self.upcast, dtype=dtype)

@@ -22,15 +22,18 @@ class ParallelMixers(AbstractMixer):
     out_multipliers: tuple[float, ...] = eqx.field(static=True)
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> tuple[Any, ...]:
+        """One state per branch."""
         return tuple(branch.init_state(batch_size, max_length, dtype) for branch in self.branches)
 
     def state_capacity(self, state: tuple[Any, ...]) -> int | None:
+        """The largest `max_length` a branch's state was made for (None: fixed size)."""
         found = [branch.state_capacity(s) for branch, s in zip(self.branches, state)]
         return max((c for c in found if c is not None), default=None)
 
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: tuple[Any, ...] | None = None
     ) -> tuple[Float[Array, "B T D"], tuple[Any, ...]]:
+        """The branches' scaled outputs summed, and their states."""
         states = (None,) * len(self.branches) if state is None else state
         total, new_states = None, []
         for branch, scale_in, scale_out, branch_state in zip(
@@ -68,10 +71,12 @@ class ParallelConfig(KindConfig):
                 check_number("parallel", f"{name}[{i}]", value)
 
     def validate(self, width: int) -> None:
+        """Raise ValueError when a branch cannot live in a model of `width` features."""
         for branch in self.branches:
             branch.validate(width)
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> ParallelMixers:
+        """The `ParallelMixers` of the branches' modules."""
         keys = jax.random.split(key, len(self.branches))
         ones = (1.0,) * len(self.branches)
         return ParallelMixers(

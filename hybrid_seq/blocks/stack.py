@@ -45,12 +45,15 @@ class LayerStack(eqx.Module):
 
     @property
     def num_layers(self) -> int:
+        """Layers the stack holds: repeats times the unit's length."""
         return self.repeats * len(self.unit)
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> tuple[Any, ...]:
+        """The unit's states, stacked over the repeats."""
         return tuple(_stack([block.init_state(batch_size, max_length, dtype)] * self.repeats) for block in self._first())
 
     def state_capacity(self, state: tuple[Any, ...]) -> int | None:
+        """The largest `max_length` any of the unit's states was made for (None: fixed size)."""
         first_repeat = jax.tree_util.tree_map(lambda leaf: leaf[0], state)
         found = [block.state_capacity(s) for block, s in zip(self._first(), first_repeat)]
         return max((c for c in found if c is not None), default=None)
@@ -67,6 +70,7 @@ class LayerStack(eqx.Module):
         *,
         checkpoint: bool = False,
     ) -> tuple[Float[Array, "B T D"], tuple[Any, ...]]:
+        """The unit's blocks in order, `repeats` times, as one `lax.scan`; the stacked states."""
         params, static = eqx.partition(self.unit, eqx.is_array)
 
         def body(x: Array, layer: tuple[Any, Any]) -> tuple[Array, tuple[Any, ...]]:

@@ -34,6 +34,7 @@ class AbstractTemporalBlock(eqx.Module):
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: Any | None = None
     ) -> tuple[Float[Array, "B T D"], Any]:
+        """The mixed sequence and the state after its last token."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -48,11 +49,13 @@ class LegacyTemporal(AbstractMixer):
     block: AbstractTemporalBlock
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> Any:
+        """The wrapped block's state (it takes no `max_length`)."""
         return self.block.init_state(batch_size, dtype)
 
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: Any | None = None
     ) -> tuple[Float[Array, "B T D"], Any]:
+        """The wrapped block's call."""
         return self.block(x, positions, state)
 
 
@@ -70,5 +73,6 @@ class LegacyKindConfig(KindConfig):
     model_config: Any = None
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> AbstractMixer:
+        """The registered block, built from the whole `ModelConfig` (adapted when it has the first interface)."""
         block = temporal_kind(self.name).build(self.model_config, key=key, dtype=dtype)
         return LegacyTemporal(block) if isinstance(block, AbstractTemporalBlock) else block
