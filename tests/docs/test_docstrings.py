@@ -41,11 +41,6 @@ PUBLIC_MODULES = [
     "hybrid_seq.cli",
 ]
 
-#: Public names whose docstring is still missing, in files owned elsewhere (kinds.py).
-#: Remove a name once it has one (the last test fails to say so).
-KNOWN_MISSING = {"hybrid_seq.kinds.ROLES"}
-
-
 def public_names(module: types.ModuleType) -> list[str]:
     """`__all__`, or else the names the module's own top level defines without a leading underscore."""
     if hasattr(module, "__all__"):
@@ -87,7 +82,7 @@ def test_public_classes_and_functions_have_docstrings() -> None:
         value = getattr(importlib.import_module(module_name), name)
         if not (inspect.isclass(value) or inspect.isroutine(value)):  # constants, aliases: see the griffe check
             continue
-        if not _own_docstring(value) and f"{module_name}.{name}" not in KNOWN_MISSING:
+        if not _own_docstring(value):
             missing.append(f"{module_name}.{name}")
     assert not missing, f"public names without a docstring: {missing}"
 
@@ -123,10 +118,5 @@ def _griffe_docstrings() -> dict[str, str]:
 
 
 def test_every_public_name_renders_a_docstring() -> None:
-    missing = sorted(path for path, doc in _griffe_docstrings().items() if not doc and path not in KNOWN_MISSING)
+    missing = sorted(path for path, doc in _griffe_docstrings().items() if not doc)
     assert not missing, f"public names the API reference shows without a docstring: {missing}"
-
-
-def test_known_missing_list_is_current() -> None:
-    documented = sorted(path for path, doc in _griffe_docstrings().items() if doc and path in KNOWN_MISSING)
-    assert not documented, f"these now have docstrings: remove them from KNOWN_MISSING: {documented}"
