@@ -21,6 +21,7 @@ from hybrid_seq.config import ModelConfig
 from hybrid_seq.io.flax_layout import FlaxLeaf, flax_leaf, leaf_path
 from hybrid_seq.model import Config, Model
 from hybrid_seq.pattern import parse_pattern
+from hybrid_seq.quantize import quantization_of, quantize
 
 #: Settings the weights cannot tell; they come from `config_overrides`, `preset`, or a preset whose shapes match.
 NON_INFERABLE = ("embeddings_scale_by_sqrt_dim", "attention_window_size", "logits_soft_cap")
@@ -98,24 +99,32 @@ def _like(preset: ModelConfig, config: Config) -> Config:
     return preset.to_hybrid() if isinstance(config, HybridConfig) else preset
 
 
-def check_structure(model: Model, *, source: str) -> None:
-    """Raise unless `model` (one block per layer) has the leaves its config builds, naming the first difference.
+def check_structure(model: Model, *, source: str, quantization: str | None = None) -> None:
+    """Raise unless `model` (one block per layer) has the leaves its config builds, quantized with
+    `quantization` (None: float), naming the first difference.
 
-    A module swapped in by hand (`eqx.tree_at`) is not in the config, so a checkpoint of it
+    A writer passes the quantization its format holds (RecurrentGemma's formats: none). A
+    module swapped in by hand (`eqx.tree_at`) is not in the config, so a checkpoint of it
     could not be loaded back; `Model.with_config` swaps modules and config together.
     """
-    want, got = shapes_of(skeleton(model.config)), shapes_of(model)
+    found = quantization_of(model)
+    if found is not None and quantization is None:
+        raise ValueError(f"{source} is quantized ({found}); only the hybrid_seq format holds quantized weights")
+    want, got = shapes_of(skeleton(model.config, quantization=quantization)), shapes_of(model)
     if want == got:
         return
-    hint = "put the change in the config and rebuild with Model.with_config(config, key=...)"
+    builds, hint = "the config builds", "put the change in the config and rebuild with Model.with_config(config, key=...)"
+    if quantization is not None:
+        builds = f"the config builds in {quantization}"
+        hint = "quantize the whole float model with hybrid_seq.quantize.quantize(model, scheme)"
     for path in dict.fromkeys([*got, *want]):
         if path not in want:
-            raise ValueError(f"{source} does not match its config: {dotted(path)} is not what the config builds; {hint}")
+            raise ValueError(f"{source} does not match its config: {dotted(path)} is not what {builds}; {hint}")
         if path not in got:
             raise ValueError(f"{source} does not match its config: it lacks {dotted(path)}; {hint}")
         if got[path] != want[path]:
             raise ValueError(
-                f"{source} does not match its config: {dotted(path)} has shape {got[path]}, the config builds "
+                f"{source} does not match its config: {dotted(path)} has shape {got[path]}, {builds} "
                 f"{want[path]}; {hint}"
             )
 
@@ -153,9 +162,18 @@ def place(value: Any, *, dtype: Any, sharding: jax.sharding.Sharding | None) -> 
     )
 
 
-def skeleton(config: Config, dtype: Any = jnp.float32) -> Model:
-    """The Model of `config` with `jax.ShapeDtypeStruct` leaves: its structure, paths and shapes, allocating nothing."""
-    return eqx.filter_eval_shape(lambda: Model(config, key=jax.random.key(0), dtype=dtype))
+def skeleton(config: Config, dtype: Any = jnp.float32, quantization: str | None = None) -> Model:
+    """The Model of `config` with `jax.ShapeDtypeStruct` leaves: its structure, paths, shapes and dtypes, allocating nothing.
+
+    With `quantization` (a scheme of `hybrid_seq.quantize`), the quantized model's: int8
+    weights, and scales and every other float leaf in `dtype`.
+    """
+
+    def build() -> Model:
+        model = Model(config, key=jax.random.key(0), dtype=dtype)
+        return model if quantization is None else quantize(model, quantization)
+
+    return eqx.filter_eval_shape(build)
 
 
 def shapes_of(model: Model) -> dict[tuple[str | int, ...], tuple[int, ...]]:
