@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from hybrid_seq.io.hf.common import Family, load_family, save_family, write_family
+from hybrid_seq.io.hf.falcon_h1 import FalconH1Family
+from hybrid_seq.io.hf.granite import GraniteFamily
 from hybrid_seq.io.hf.mamba2 import Mamba2Family
+from hybrid_seq.io.hf.nemotron_h import NemotronHFamily
 
-#: model_type -> adapter.
-FAMILIES: dict[str, Family] = {family.model_type: family for family in (Mamba2Family(),)}
+#: model_type -> adapter (`io.save` picks the first that can express a config).
+FAMILIES: dict[str, Family] = {
+    family.model_type: family for family in (Mamba2Family(), NemotronHFamily(), GraniteFamily(), FalconH1Family())
+}
 
 
 def family_of(model_type: Any, *, source: str) -> Family:

@@ -3,10 +3,10 @@
 A family adapter (one module per `model_type`) reads its `config.json` into a `HybridConfig`,
 writes one back, and maps every leaf of a model to its HF tensors. A leaf is one or more
 `HFTensor` pieces: a slice of rows of an HF tensor (HF's fused tensors hold several of our
-leaves), or, for `stacked` leaves, one HF tensor per index of our leading axis (experts
-saved one by one). Loading and saving walk the model with those maps and stream tensors one
-at a time; a tensor of the file that no leaf claims, and a config key the adapter does not
-understand, are errors naming it.
+leaves; for the ``"experts"`` transform, of each expert's rows), or, for `stacked` leaves,
+one HF tensor per index of our leading axis (experts saved one by one). Loading and saving
+walk the model with those maps and stream tensors one at a time; a tensor of the file that
+no leaf claims, and a config key the adapter does not understand, are errors naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -51,6 +52,21 @@ class TensorMap:
     stacked: bool = False
 
 
+class Renames:
+    """Tensor names as regex rules (pattern, replacement), for spellings that carry layer
+    indices: `get(name, default)` is the first matching rule's rewrite of `name`, else `default`."""
+
+    def __init__(self, *rules: tuple[str, str]):
+        self.rules = tuple((re.compile(pattern), replacement) for pattern, replacement in rules)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        for pattern, replacement in self.rules:
+            renamed, count = pattern.subn(replacement, name)
+            if count:
+                return renamed
+        return default
+
+
 @runtime_checkable
 class Family(Protocol):
     """One HF model type: its config and its tensor names."""
@@ -58,8 +74,8 @@ class Family(Protocol):
     model_type: str
     #: Config keys that do not change the forward pass (init-only, generation, ...), besides `GENERIC_KEYS`.
     ignored_keys: frozenset[str]
-    #: Older spellings of tensor names found in files -> the name `tensor_maps` uses.
-    aliases: Mapping[str, str]
+    #: Other spellings of tensor names found in files (older, or HF's in-memory ones) -> the name `tensor_maps` uses.
+    aliases: Mapping[str, str] | Renames
 
     def read_config(self, config: ConfigReader) -> HybridConfig: ...
 
@@ -101,6 +117,47 @@ class ConfigReader:
         if value is None:
             raise ValueError(f"{self.file}: {key}={self.data.get(key)!r} is not a number")
         return value
+
+    def optional_integer(self, key: str) -> int | None:
+        """An integer, or None when the key is absent or null."""
+        return None if self.get(key) is None else self.integer(key)
+
+    def numbers(self, key: str, default: Iterable[float], length: int) -> tuple[float, ...]:
+        """A list of `length` numbers (null: `default`)."""
+        value = self.get(key)
+        value = tuple(default) if value is None else value
+        if not isinstance(value, (list, tuple)) or len(value) != length or None in map(_float, value):
+            raise ValueError(f"{self.file}: {key}={value!r} is not a list of {length} numbers")
+        return tuple(_float(v) for v in value)
+
+    def renamed(self, key: str, *older: str) -> None:
+        """Take `key` from an older spelling when only that is present (HF renames them on load)."""
+        for old in older:
+            if old not in self.data:
+                continue
+            self.used.add(old)
+            if key in self.data and self.data[key] != self.data[old]:
+                raise ValueError(
+                    f"{self.file}: {old}={self.data[old]!r} (the older name of {key}) disagrees with {key}={self.data[key]!r}"
+                )
+            self.data[key] = self.data[old]
+
+    def rope_theta(self) -> float:
+        """The base of HF's default RoPE: `rope_parameters.rope_theta`, or the older top-level `rope_theta`."""
+        parameters = self.get("rope_parameters")
+        if parameters is None:
+            return self.number("rope_theta", 10000.0)
+        if not isinstance(parameters, Mapping) or set(parameters) - {"rope_type", "rope_theta"}:
+            raise ValueError(f"{self.file}: rope_parameters={parameters!r}: hybrid_seq handles rope_type and rope_theta only")
+        if parameters.get("rope_type", "default") != "default":
+            raise ValueError(f"{self.file}: rope_parameters.rope_type={parameters['rope_type']!r} is not supported (only 'default')")
+        self.used.add("rope_theta")
+        if "rope_theta" in self.data and _float(self.data["rope_theta"]) != _float(parameters.get("rope_theta", 10000.0)):
+            raise ValueError(f"{self.file}: rope_theta disagrees with rope_parameters.rope_theta")
+        theta = _float(parameters.get("rope_theta", 10000.0))
+        if theta is None:
+            raise ValueError(f"{self.file}: rope_parameters.rope_theta={parameters['rope_theta']!r} is not a number")
+        return theta
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.get(key, default)
@@ -155,16 +212,26 @@ def prefixed(prefix: str, path: tuple[str | int, ...], names: Mapping[tuple[str,
     ]
 
 
-# Our layout from HF's, HF's from ours, and HF's shape from ours, per transform.
+def layer_pattern(letters: Iterable[str]) -> dict[str, Any]:
+    """The shortest unit whose cycle gives `letters` (one per layer), as a `HybridConfig` pattern."""
+    letters = "".join(letters)
+    unit = next(n for n in range(1, len(letters) + 1) if all(c == letters[i % n] for i, c in enumerate(letters)))
+    return {"unit": letters[:unit], "num_layers": len(letters)}
+
+
+# Our layout from HF's, HF's from ours, and HF's shape from ours, per transform. "experts":
+# HF's `[E, out, in]` stack of expert matrices to our `[E, in, out]`; its rows are each expert's.
 _FROM_HF: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v[:, 0, :].T,
+    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v[:, 0, :].T, "experts": lambda v: v.transpose(0, 2, 1),
 }
 _TO_HF: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v.T[:, None, :],
+    "none": lambda v: v, "T": lambda v: v.T, "conv": lambda v: v.T[:, None, :], "experts": lambda v: v.transpose(0, 2, 1),
 }
 _HF_SHAPE: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
-    "none": lambda s: s, "T": lambda s: s[::-1], "conv": lambda s: (s[1], 1, s[0]),
+    "none": lambda s: s, "T": lambda s: s[::-1], "conv": lambda s: (s[1], 1, s[0]), "experts": lambda s: (s[0], s[2], s[1]),
 }
+#: The HF axis a piece's `rows` count along (0 unless listed).
+_ROW_AXIS = {"experts": 1}
 
 
 def load_family(
@@ -193,12 +260,13 @@ def load_family(
             raise ValueError(f"{tensors.label}: tensor {piece.name} is missing")
         value = tensors[in_file[piece.name]]
         if piece.rows is not None:
-            if value.shape[0] < piece.rows[1]:
+            axis = _ROW_AXIS.get(piece.transform, 0)
+            if value.shape[axis] < piece.rows[1]:
                 raise ValueError(
-                    f"{tensors.file_of(piece.name)}: tensor {piece.name} has {value.shape[0]} rows, "
+                    f"{tensors.file_of(piece.name)}: tensor {piece.name} has {value.shape[axis]} rows, "
                     f"the config needs {piece.rows[1]}"
                 )
-            value = value[piece.rows[0] : piece.rows[1]]
+            value = value[(slice(None),) * axis + (slice(*piece.rows),)]
         return _FROM_HF[piece.transform](value)
 
     def fetch(path: tuple[str | int, ...]) -> np.ndarray:
@@ -233,15 +301,19 @@ def write_family(
     for name in sorted(parts):
         pieces = sorted(parts[name], key=lambda p: p[0])
         part_shapes = [piece_shape(path, index, transform) for _, path, index, transform in pieces]
-        rows = sum(s[0] for s in part_shapes)
-        entries.append((name, (rows, *part_shapes[0][1:]), dtype))
+        axis = _ROW_AXIS.get(pieces[0][3], 0)
+        shape = list(part_shapes[0])
+        shape[axis] = sum(s[axis] for s in part_shapes)
+        entries.append((name, tuple(shape), dtype))
 
     def produce(name: str) -> np.ndarray:
         values = []
-        for _, path, index, transform in sorted(parts[name], key=lambda p: p[0]):
+        pieces = sorted(parts[name], key=lambda p: p[0])
+        for _, path, index, transform in pieces:
             value = np.asarray(leaf(path))
             values.append(_TO_HF[transform](value if index is None else value[index]))
-        return np.concatenate(values, axis=0).astype(dtype) if len(values) > 1 else values[0].astype(dtype)
+        axis = _ROW_AXIS.get(pieces[0][3], 0)
+        return np.concatenate(values, axis=axis).astype(dtype) if len(values) > 1 else values[0].astype(dtype)
 
     write_safetensors(directory / WEIGHTS, entries, produce, metadata={"format": "pt"})
     (directory / "config.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
@@ -259,6 +331,6 @@ def dtype_name(dtype: Any) -> str:
 
 
 __all__ = [
-    "ConfigReader", "Family", "TensorMap", "dtype_name", "json_float", "load_family", "prefixed",
-    "save_family", "write_family",
+    "ConfigReader", "Family", "Renames", "TensorMap", "dtype_name", "json_float", "layer_pattern", "load_family",
+    "prefixed", "save_family", "write_family",
 ]
