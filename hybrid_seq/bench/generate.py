@@ -1,11 +1,15 @@
-"""Generation benchmark: our Sampler vs DeepMind's reference `recurrentgemma.jax` Sampler, same weights.
+"""Generation benchmark: our Sampler vs DeepMind's reference `recurrentgemma.jax` Sampler, same weights,
+and our Sampler's whole call vs the compiled prefill + decode it runs.
 
 Measures prefill tokens/s, decode tokens/s at batch 1 and 16, compile times, and tokens/s
 against the generated length, next to the fixed state size and a same-width transformer's
-KV cache (both exact, from the shapes). Timings are medians of interleaved repetitions
-(ours, reference, ours, ...) so a shared machine's drift hits both. No peak-memory figures:
-both samplers share one process, whose peak RSS cannot be reset between calls reliably;
-`hybrid-seq bench forward` measures peak RSS with a fresh process per implementation.
+KV cache (both exact, from the shapes). The `sampler` section times a whole Sampler call
+against its own compiled stages (`Sampler.prefill` + one `loop.decode`, inputs prepared
+beforehand) and against a model-only greedy loop, so what the call adds on the host shows.
+Timings are medians of interleaved repetitions (ours, reference, ours, ...) so a shared
+machine's drift hits both. No peak-memory figures here: both samplers share one process,
+whose peak RSS cannot be reset between calls reliably; `hybrid-seq bench forward`
+measures peak RSS with a fresh process per implementation.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from hybrid_seq.bench.timing import Timing, interleaved
 from hybrid_seq.cli.args import int_at_least, preset_name
 
 PRESET = "griffin-small"
+#: Sections of the benchmark (`--only`).
+SECTIONS = ("reference", "sampler")
+#: Tokens generated per call in the `sampler` section (with --quick, and without).
+SAMPLER_NEW_TOKENS = (64, 128)
 
 
 @dataclasses.dataclass
@@ -60,27 +68,25 @@ class _RefVocab:
         return self.tokenizer.decode(ids)
 
 
-def _setup(preset: str) -> dict[str, Any]:
-    import recurrentgemma.jax as rg
-
+def _setup(preset: str, *, reference: bool = True) -> dict[str, Any]:
     from hybrid_seq import presets
-    from hybrid_seq.io import to_flax_params
     from hybrid_seq.model import Model
     from hybrid_seq.sampling import ByteTokenizer, Sampler
 
     config = presets.get(preset)
     model = Model(config, key=jax.random.key(0), dtype=jnp.dtype(jnp.float32))
-    params = to_flax_params(model)
-    ref_model = reference_griffin(config)
     tokenizer = ByteTokenizer()
-    return dict(
-        config=config,
-        model=model,
-        params=params,
-        ref_model=ref_model,
-        sampler=Sampler(model, tokenizer, prefill_chunk_size=1 << 20),
-        ref_sampler=_reference_sampler(rg.Sampler(model=ref_model, vocab=_RefVocab(tokenizer), params=params)),
-    )
+    env = dict(config=config, model=model, sampler=Sampler(model, tokenizer, prefill_chunk_size=1 << 20))
+    if reference:
+        import recurrentgemma.jax as rg
+
+        from hybrid_seq.io import to_flax_params
+
+        params = to_flax_params(model)
+        ref_model = reference_griffin(config)
+        ref_sampler = _reference_sampler(rg.Sampler(model=ref_model, vocab=_RefVocab(tokenizer), params=params))
+        env.update(params=params, ref_model=ref_model, ref_sampler=ref_sampler)
+    return env
 
 
 def _reference_sampler(sampler: Any) -> Any:
@@ -109,11 +115,82 @@ def _prefill_fns(env: dict[str, Any], length: int) -> tuple[Callable, Callable]:
     return (lambda: prefill(model, tokens, positions)), (lambda: ref_apply(params, tokens, positions))
 
 
+def _prompts(batch: int) -> list[str]:
+    return [f"prompt number {i}: once upon a time" for i in range(batch)]
+
+
 def _decode_fns(env: dict[str, Any], batch: int, new_tokens: int) -> tuple[Callable, Callable]:
-    prompts = [f"prompt number {i}: once upon a time" for i in range(batch)]
+    prompts = _prompts(batch)
     ours = lambda: env["sampler"](prompts, new_tokens, stop_token_ids=())  # noqa: E731
     ref = lambda: env["ref_sampler"](prompts, new_tokens, end_sampling_at_eos_token=False)  # noqa: E731
     return ours, ref
+
+
+def sampler_contenders(sampler: Any, batch: int, new_tokens: int) -> dict[str, Callable[[], Any]]:
+    """A whole Sampler call (greedy, with and without a stop string), the compiled prefill +
+    decode it runs (host stage done beforehand), and a model-only greedy loop, same prompts.
+
+    Each returns the generated tokens (`[B, new_tokens]` or per-row lists), so a caller can
+    check that all of them do the same work.
+    """
+    from hybrid_seq.sampling import SamplingOptions, loop
+
+    prompts = _prompts(batch)
+    options = SamplingOptions(new_tokens, stop_token_ids=())
+    with_stop = SamplingOptions(new_tokens, stop_token_ids=(), stop=("\n\n",))
+    plan = sampler.plan(prompts, options)
+    model, pad = sampler.model, sampler.tokenizer.pad_id
+
+    def compiled() -> Any:
+        carry = loop.decode(model, sampler.prefill(plan), jnp.int32(new_tokens), plan.settings, pad)
+        return carry.tokens[:, :new_tokens]
+
+    return {
+        "sampler call": lambda: sampler(prompts, options=options).tokens,
+        "sampler call, stop string": lambda: sampler(prompts, options=with_stop).tokens,
+        "compiled prefill + decode": compiled,
+        "model-only greedy loop": _model_loop(model, plan.tokens, plan.positions, [len(x) for x in plan.ids], new_tokens),
+    }
+
+
+def _model_loop(model: Any, tokens: Any, positions: Any, lengths: list[int], new_tokens: int) -> Callable[[], Any]:
+    """Prefill and a greedy `fori_loop` of the model's one-token step in one jit: no sampler around it."""
+    import equinox as eqx
+
+    params, static = eqx.partition(model, eqx.is_array)
+    batch, length = tokens.shape
+
+    @jax.jit
+    def run(params: Any, tokens: Any, positions: Any, next_position: Any) -> Any:
+        model = eqx.combine(params, static)
+        logits, cache = model(tokens, positions, model.init_cache(batch, length + new_tokens))
+
+        def step(i: Any, carry: Any) -> Any:
+            token, position, cache, out = carry
+            logits, cache = model(token[:, None], position[:, None], cache)
+            out = out.at[:, i].set(token)
+            return jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32), position + 1, cache, out
+
+        first = jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32)
+        out = jnp.zeros((batch, new_tokens), jnp.int32)
+        return jax.lax.fori_loop(0, new_tokens, step, (first, next_position, cache, out))[3]
+
+    next_position = jnp.asarray(lengths, jnp.int32)
+    return lambda: run(params, tokens, positions, next_position)
+
+
+def sampler_overhead(sampler: Any, batches: Sequence[int], new_tokens: int, reps: int) -> list[dict[str, Any]]:
+    """Median seconds of `sampler_contenders` at each batch size, all interleaved, with the ratio to the compiled stages."""
+    per_batch = {batch: sampler_contenders(sampler, batch, new_tokens) for batch in batches}
+    contenders = {f"{name} B={batch}": fn for batch, named in per_batch.items() for name, fn in named.items()}
+    timings = interleaved(contenders, reps, desc="sampler vs its compiled stages")
+    rows = []
+    for batch, named in per_batch.items():
+        base = timings[f"compiled prefill + decode B={batch}"].median
+        for name in named:
+            timing = timings[f"{name} B={batch}"]
+            rows.append(dict(name=f"{name} B={batch}", seconds=timing.median, ratio=timing.median / base))
+    return rows
 
 
 def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int, desc: str) -> dict[str, tuple[Timing, Timing]]:
@@ -124,6 +201,27 @@ def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int, desc: s
 
 
 def run(args: argparse.Namespace) -> int:
+    sections = args.only or list(SECTIONS)
+    env = _setup(args.preset, reference="reference" in sections)
+    config = env["config"]
+    device = jax.devices()[0]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# generate benchmark: preset {args.preset} (width {config.width}, {config.num_layers} layers, "
+          f"{''.join(k[0].upper() for k in config.layer_kinds)}, vocab {config.vocab_size}, "
+          f"window {config.attention_window_size}), fp32, {device.platform} x{os.cpu_count()} cores, "
+          f"load {load:.2f}, reps {args.reps} (medians, interleaved)")
+    if "reference" in sections:
+        _reference_section(env, args)
+    if "sampler" in sections:
+        new_tokens = SAMPLER_NEW_TOKENS[0 if args.quick else 1]
+        print(f"\n## our Sampler vs the compiled prefill + decode it runs (greedy, {new_tokens} new tokens)")
+        print(f"{'measure':44s} {'seconds':>9s} {'/compiled':>10s}")
+        for row in sampler_overhead(env["sampler"], (1, 16), new_tokens, args.reps):
+            print(f"{row['name']:44s} {row['seconds']:9.3f} {row['ratio']:10.3f}")
+    return 0
+
+
+def _reference_section(env: dict[str, Any], args: argparse.Namespace) -> None:
     from hybrid_seq.sampling import kv_cache_bytes, state_bytes
 
     quick = args.quick
@@ -131,7 +229,6 @@ def run(args: argparse.Namespace) -> int:
     decode_batches = (1, 16)
     decode_steps = 32 if quick else 128
     sweep = (64, 256, 1024) if quick else (64, 256, 1024, 4096, 16384)
-    env = _setup(args.preset)
     config = env["config"]
     results: list[Result] = []
 
@@ -159,12 +256,7 @@ def run(args: argparse.Namespace) -> int:
             state=state_bytes(env["model"], 1), kv=kv_cache_bytes(config, new),
         ))
 
-    device = jax.devices()[0]
-    print(f"# generate benchmark: preset {args.preset} (width {config.width}, {config.num_layers} layers, "
-          f"{''.join(k[0].upper() for k in config.layer_kinds)}, vocab {config.vocab_size}, "
-          f"window {config.attention_window_size}), fp32, {device.platform} x{os.cpu_count()} cores, "
-          f"reps {args.reps} (medians, interleaved)")
-    print(f"{'measure':44s} {'ours':>12s} {'reference':>12s} {'ours/ref':>9s}")
+    print(f"\n## ours vs the reference Sampler\n{'measure':44s} {'ours':>12s} {'reference':>12s} {'ours/ref':>9s}")
     for r in results:
         print(f"{r.name:44s} {r.ours:12.2f} {r.reference:12.2f} {r.ratio:9.2f}  {r.unit}")
     print(f"\n{'new tokens':>10s} {'ours tok/s':>11s} {'ref tok/s':>10s} {'state MiB':>10s} {'transformer KV MiB':>19s}")
@@ -174,7 +266,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(rows, args.plot, args.preset)
         print(f"\nplot written to {args.plot}")
-    return 0
 
 
 def _plot(rows: list[dict[str, float]], path: str, preset: str) -> None:
@@ -201,9 +292,13 @@ def _plot(rows: list[dict[str, float]], path: str, preset: str) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("generate", help="prefill/decode speed vs the reference Sampler; state vs KV-cache size")
+    parser = subparsers.add_parser(
+        "generate", help="prefill/decode speed vs the reference Sampler; Sampler vs its compiled stages; state size"
+    )
     parser.add_argument("--preset", type=preset_name, default=PRESET)
     parser.add_argument("--quick", action="store_true", help="smaller lengths (T 256/1024, up to 1024 new tokens)")
     parser.add_argument("--reps", type=int_at_least(1), default=5)
     parser.add_argument("--plot", default="bench_generate.png", help="PNG path ('' to skip)")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="run only this section (repeatable; default: all)")
     parser.set_defaults(func=run)

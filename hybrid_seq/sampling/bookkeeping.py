@@ -43,10 +43,12 @@ class SamplerOutput:
 
 @dataclasses.dataclass(frozen=True)
 class StreamPiece:
-    """One streamed step: the new token id (None for the final flush) and the text it adds."""
+    """One streamed step: the new token id (None for the final flush), the text it adds, and the
+    token's log-probability when `return_logprobs` is set."""
 
     token: int | None
     text: str
+    logprob: float | None = None
 
 
 @dataclasses.dataclass
@@ -89,17 +91,23 @@ class Rows:
     def finished(self) -> Bool[np.ndarray, " B"]:
         return np.asarray([row.finish is not None for row in self.rows])
 
-    def add(self, tokens: Int32[np.ndarray, "B n"], logprobs: Float32[np.ndarray, "B n"]) -> None:
-        """Append one segment (`n` new tokens per row) to every row that has not ended."""
+    def add(self, tokens: Int32[np.ndarray, "B n"], logprobs: Float32[np.ndarray, "B n"] | None = None) -> None:
+        """Append one segment (`n` new tokens per row, and their log-probs if kept) to every row that has not ended.
+
+        The stop-token search is one vectorised pass over the segment; a row's tokens are
+        appended as a slice, with no Python work per token.
+        """
         hit = np.isin(tokens, self._stop_ids)
-        kept = np.where(hit.any(axis=1), hit.argmax(axis=1), tokens.shape[1])
-        for row, row_tokens, row_logprobs, count, stopped in zip(self.rows, tokens, logprobs, kept.tolist(), hit.any(1)):
+        stopped = hit.any(axis=1)
+        kept = np.where(stopped, hit.argmax(axis=1), tokens.shape[1]).tolist()
+        for index, row in enumerate(self.rows):
             if row.finish:
                 continue
             start = len(row.tokens)
-            row.tokens.extend(row_tokens[:count].tolist())
-            row.logprobs.extend(row_logprobs[:count].tolist())
-            if stopped:
+            row.tokens.extend(tokens[index, : kept[index]].tolist())
+            if logprobs is not None:
+                row.logprobs.extend(logprobs[index, : kept[index]].tolist())
+            if stopped[index]:
                 row.finish = "stop_token"
             if row.stream is not None:
                 self._follow_text(row, start)
@@ -163,7 +171,8 @@ class Streamer:
             piece = tail[: len(tail) - held_back(tail, self.rows.stop)]
         self.emitted += len(piece)
         if token is not None or piece:
-            yield StreamPiece(token=token, text=piece)
+            logprob = row.logprobs[-1] if token is not None and row.logprobs else None
+            yield StreamPiece(token=token, text=piece, logprob=logprob)
 
     def flush(self) -> Iterable[StreamPiece]:
         """The text still held back once generation is over."""

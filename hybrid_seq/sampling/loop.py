@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Float32, Int32, UInt32
 
 from hybrid_seq.model import Cache, Model
@@ -61,20 +62,25 @@ def start(
     cache: Cache, logits: Float[Array, "B V"], positions: Sequence[int], seeds: Sequence[int], slots: int, pad_id: int
 ) -> Carry:
     """The carry before the first token: `positions` is each row's next document position."""
-    batch = len(positions)
+    return _start(cache, logits, np.asarray(positions, np.int32), np.asarray(seeds, np.int32), slots, pad_id)
+
+
+@eqx.filter_jit
+def _start(
+    cache: Cache, logits: Float[Array, "B V"], positions: Int32[Array, " B"], seeds: Int32[Array, " B"], slots: int,
+    pad_id: int,
+) -> Carry:
+    batch = positions.shape[0]
     return Carry(
         cache=cache,
         logits=logits.astype(jnp.float32),
-        position=jnp.asarray(positions, jnp.int32),
+        position=positions,
         step=jnp.int32(0),
         done=jnp.zeros((batch,), bool),
         tokens=jnp.full((batch, slots), pad_id, jnp.int32),
         logprobs=jnp.zeros((batch, slots), jnp.float32),
-        keys=_row_keys(jnp.asarray(seeds, jnp.int32)),
+        keys=row_keys(seeds),
     )
-
-
-_row_keys = jax.jit(row_keys)
 
 
 @eqx.filter_jit

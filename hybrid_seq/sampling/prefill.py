@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from hybrid_seq.model import Cache, Model
@@ -15,6 +16,12 @@ def _forward(
 ) -> tuple[Float[Array, "B T V"] | Float[Array, "B V"], Cache]:
     logits, state = model(tokens, positions, state)
     return (logits if all_logits else logits[:, -1]), state
+
+
+@eqx.filter_jit
+def _empty_state(model: Model, batch_size: int, max_length: int) -> Cache:
+    """`model.init_cache`, compiled (one program instead of one dispatch per state leaf)."""
+    return model.init_cache(batch_size, max_length)
 
 
 def prefill(
@@ -48,7 +55,7 @@ def prefill(
     if max_length is not None and max_length < length:
         raise ValueError(f"max_length={max_length} is shorter than the {length} tokens to prefill")
     if state is None:
-        state = model.init_cache(tokens.shape[0], length if max_length is None else max_length)
+        state = _empty_state(model, tokens.shape[0], length if max_length is None else max_length)
     step = length if chunk_size is None else chunk_size
     pieces = []
     for start in range(0, length, step):
@@ -75,6 +82,9 @@ def left_pad(
         raise ValueError(f"length={length} is shorter than the longest sequence ({longest})")
     if min(len(s) for s in sequences) == 0:
         raise ValueError("cannot left-pad an empty sequence")
-    tokens = [[pad_id] * (length - len(s)) + list(s) for s in sequences]
-    positions = [[-1] * (length - len(s)) + list(range(len(s))) for s in sequences]
-    return jnp.asarray(tokens, jnp.int32), jnp.asarray(positions, jnp.int32)
+    tokens = np.full((len(sequences), length), pad_id, np.int32)
+    positions = np.full((len(sequences), length), -1, np.int32)
+    for row, sequence in enumerate(sequences):
+        tokens[row, length - len(sequence) :] = sequence
+        positions[row, length - len(sequence) :] = np.arange(len(sequence))
+    return jnp.asarray(tokens), jnp.asarray(positions)

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Int32
 
 from hybrid_seq.model import Model
@@ -161,20 +161,25 @@ class Sampler:
         return loop.start(cache, logits, [len(x) for x in plan.ids], plan.seeds, plan.slots, self.tokenizer.pad_id)
 
     def _generate(self, plan: Plan, rows: Rows, segment: int) -> Iterator[None]:
-        """Prefill, then decode in segments of `segment` tokens, adding each to `rows`; yields once per segment."""
+        """Prefill, then decode in segments of `segment` tokens, adding each to `rows`; yields once per segment.
+
+        One device-to-host copy per segment (the step and the small output buffers, sliced
+        on the host), and the log-probs only when they are asked for.
+        """
         total = plan.options.max_new_tokens
         if total == 0:
             return
         carry = self.prefill(plan)
+        logprobs = plan.options.return_logprobs
         produced = 0
         while produced < total and not rows.finished.all():
             limit = min(total, produced + segment)
             carry = loop.decode(self.model, carry, jnp.int32(limit), plan.settings, self.tokenizer.pad_id)
-            step = int(carry.step)
-            rows.add(np.asarray(carry.tokens[:, produced:step]), np.asarray(carry.logprobs[:, produced:step]))
-            produced = step
+            step, tokens, scores = jax.device_get((carry.step, carry.tokens, carry.logprobs if logprobs else None))
+            rows.add(tokens[:, produced:step], None if scores is None else scores[:, produced:step])
+            produced = int(step)
             finished = rows.finished
-            if finished.any():
+            if finished.any() and produced < total:
                 carry = loop.finish_rows(carry, jnp.asarray(finished))
             yield
 
