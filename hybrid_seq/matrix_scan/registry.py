@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from hybrid_seq.backends import PLATFORMS, Backends, check_platforms
 from hybrid_seq.matrix_scan.contract import Kernel, State, Values, check_inputs
-from hybrid_seq.scan.registry import PLATFORMS, current_platform
 
 # The single place where `auto` is decided. On CPU by measurement (docs/matrix_scan.md): at
 # (B=2, T=2048, H=8, K=V=64) `chunked` runs forward+backward 6-12x faster than `sequential`
@@ -33,6 +33,10 @@ class Backend:
     kernel: Kernel
     platforms: frozenset[str]
     description: str
+
+    def runs_on(self, platform: str) -> bool:
+        """Whether it runs on `platform` (natively: matrix scans have no interpreted backends)."""
+        return platform in self.platforms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +66,12 @@ class BoundMatrixScan:
 
 def bind(name: str, fn: Kernel, *, platforms: Iterable[str] = PLATFORMS, description: str = "") -> BoundMatrixScan:
     """A `MatrixScan` for ``fn`` without registering it (e.g. a kernel with other options)."""
-    unknown = set(platforms) - set(PLATFORMS)
-    if unknown:
-        raise ValueError(f"matrix_scan: unknown platforms {sorted(unknown)}; use {list(PLATFORMS)}")
+    check_platforms("matrix_scan", platforms)
     return BoundMatrixScan(Backend(name, fn, frozenset(platforms), description))
 
 
 _REGISTRY: dict[str, BoundMatrixScan] = {}
+_BACKENDS: Backends[BoundMatrixScan] = Backends("matrix_scan", _REGISTRY, _AUTO)
 
 
 def register(
@@ -85,60 +88,37 @@ def register(
     explicit float32 ``h0`` and ``reset`` or None; JAX differentiates it as it stands.
     ``platforms``: where it runs (eligible for `auto`).
     """
-    if name == "auto":
-        raise ValueError("matrix_scan.register: 'auto' is reserved")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"matrix_scan.register: backend {name!r} already exists (pass overwrite=True)")
-    _REGISTRY[name] = bind(name, fn, platforms=platforms, description=description)
+    _BACKENDS.add(name, bind(name, fn, platforms=platforms, description=description), overwrite=overwrite)
 
 
 def unregister(name: str) -> None:
     """Remove a backend added with `register`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"matrix_scan.unregister: unknown backend {name!r}; known: {names()}")
-    del _REGISTRY[name]
+    _BACKENDS.remove(name)
 
 
 def get_backend(name: str) -> Backend:
     """The `Backend` record (kernel, platforms) of a registered name."""
-    if name not in _REGISTRY:
-        raise ValueError(f"matrix_scan: unknown backend {name!r}; known: {['auto', *names()]}")
-    return _REGISTRY[name].backend
+    return _BACKENDS.record(name)
 
 
 def names() -> list[str]:
     """Registered backend names, in registration order (excluding 'auto')."""
-    return list(_REGISTRY)
+    return _BACKENDS.names()
 
 
 def available(platform: str | None = None) -> list[str]:
     """Backends that run on ``platform`` (default: current)."""
-    platform = platform or current_platform()
-    return [n for n, s in _REGISTRY.items() if platform in s.backend.platforms]
+    return _BACKENDS.available(platform)
 
 
 def resolve(name: str, platform: str | None = None) -> str:
     """Map ``name`` to a concrete backend name; 'auto' picks the measured fastest one."""
-    platform = platform or current_platform()
-    if name != "auto":
-        return name
-    choice = _AUTO.get(platform, "sequential")
-    if choice not in _REGISTRY or platform not in _REGISTRY[choice].backend.platforms:
-        choice = "sequential"
-    return choice
+    return _BACKENDS.resolve(name, platform)
 
 
 def get(name: str) -> BoundMatrixScan:
     """The matrix scan called ``name`` ('auto' allowed) for the current platform."""
-    platform = current_platform()
-    resolved = resolve(name, platform)
-    backend = get_backend(resolved)
-    if platform not in backend.platforms:
-        raise ValueError(
-            f"matrix_scan.get: backend {resolved!r} cannot run on platform {platform!r} "
-            f"(it runs on {sorted(backend.platforms)})"
-        )
-    return _REGISTRY[resolved]
+    return _BACKENDS.get(name)
 
 
 def validate(name: str) -> None:

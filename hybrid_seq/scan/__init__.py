@@ -6,6 +6,7 @@
 See docs/scan.md for the backends, their numerics and the measurements behind `auto`.
 """
 
+from hybrid_seq.backends import current_platform
 from hybrid_seq.scan.associative import associative_scan
 from hybrid_seq.scan.chunked import chunked_scan
 from hybrid_seq.scan.contract import Kernel, Scan, check_inputs
@@ -16,7 +17,6 @@ from hybrid_seq.scan.registry import (
     BoundScan,
     available,
     contextual_names,
-    current_platform,
     get,
     get_backend,
     names,

@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from hybrid_seq.backends import PLATFORMS, Backends, check_platforms
 from hybrid_seq.scan._vjp import with_scan_vjp
 from hybrid_seq.scan.contract import Kernel, Scan, Sequence, State, check_inputs
-
-PLATFORMS = ("cpu", "gpu", "tpu")
 
 # The single place where `auto` is decided, on the evidence in docs/scan.md: on CPU
 # `sequential` is the measured fastest forward and forward+backward in fp32 and bf16; on
@@ -68,6 +66,7 @@ class BoundScan:
 _REGISTRY: dict[str, BoundScan] = {}
 #: Names bound when called to their context (e.g. the mesh set with `jax.set_mesh`): name -> factory.
 _CONTEXTUAL: dict[str, Callable[[], Scan]] = {}
+_BACKENDS: Backends[BoundScan] = Backends("scan", _REGISTRY, _AUTO, extra_names=lambda: list(_CONTEXTUAL))
 
 
 def register(
@@ -88,15 +87,9 @@ def register(
     ``platforms``: where it runs natively (eligible for `auto`); ``interpreted_on``:
     where it runs only in an interpreter (allowed by `get`, never chosen by `auto`).
     """
-    if name == "auto":
-        raise ValueError("scan.register: 'auto' is reserved")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"scan.register: backend {name!r} already exists (pass overwrite=True)")
-    unknown = (set(platforms) | set(interpreted_on)) - set(PLATFORMS)
-    if unknown:
-        raise ValueError(f"scan.register: unknown platforms {sorted(unknown)}; use {list(PLATFORMS)}")
+    check_platforms("scan", platforms, interpreted_on)
     backend = Backend(name, fn, frozenset(platforms), frozenset(interpreted_on), description)
-    _REGISTRY[name] = BoundScan(backend, with_scan_vjp(fn) if custom_vjp else fn)
+    _BACKENDS.add(name, BoundScan(backend, with_scan_vjp(fn) if custom_vjp else fn), overwrite=overwrite)
 
 
 def register_contextual(name: str, factory: Callable[[], Scan]) -> None:
@@ -116,16 +109,12 @@ def contextual_names() -> list[str]:
 
 def unregister(name: str) -> None:
     """Remove a backend added with `register`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"scan.unregister: unknown backend {name!r}; known: {names()}")
-    del _REGISTRY[name]
+    _BACKENDS.remove(name)
 
 
 def get_backend(name: str) -> Backend:
     """The `Backend` record (kernel, platforms) of a registered name."""
-    if name not in _REGISTRY:
-        raise ValueError(f"scan: unknown backend {name!r}; known: {['auto', *names(), *contextual_names()]}")
-    return _REGISTRY[name].backend
+    return _BACKENDS.record(name)
 
 
 def validate(name: str) -> None:
@@ -140,30 +129,17 @@ def validate(name: str) -> None:
 
 def names() -> list[str]:
     """Registered backend names, in registration order (excluding 'auto')."""
-    return list(_REGISTRY)
-
-
-def current_platform() -> str:
-    """The platform of JAX's default backend: 'cpu', 'gpu' or 'tpu'."""
-    platform = jax.default_backend()
-    return "gpu" if platform in ("cuda", "rocm") else platform
+    return _BACKENDS.names()
 
 
 def available(platform: str | None = None) -> list[str]:
     """Backends that run (natively or interpreted) on ``platform`` (default: current)."""
-    platform = platform or current_platform()
-    return [n for n, s in _REGISTRY.items() if s.backend.runs_on(platform)]
+    return _BACKENDS.available(platform)
 
 
 def resolve(name: str, platform: str | None = None) -> str:
     """Map ``name`` to a concrete backend name; 'auto' picks the fastest native one."""
-    platform = platform or current_platform()
-    if name != "auto":
-        return name
-    choice = _AUTO.get(platform, "sequential")
-    if choice not in _REGISTRY or platform not in _REGISTRY[choice].backend.platforms:
-        choice = "sequential"
-    return choice
+    return _BACKENDS.resolve(name, platform)
 
 
 def get(name: str) -> Scan:
@@ -174,12 +150,4 @@ def get(name: str) -> Scan:
     """
     if name in _CONTEXTUAL:
         return _CONTEXTUAL[name]()
-    platform = current_platform()
-    resolved = resolve(name, platform)
-    backend = get_backend(resolved)
-    if not backend.runs_on(platform):
-        raise ValueError(
-            f"scan.get: backend {resolved!r} cannot run on platform {platform!r} "
-            f"(it runs on {sorted(backend.platforms | backend.interpreted_on)})"
-        )
-    return _REGISTRY[resolved]
+    return _BACKENDS.get(name)
