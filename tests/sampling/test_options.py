@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from hybrid_seq import Sampler, Tokenizer
@@ -53,7 +54,8 @@ def test_the_sampler_takes_an_options_object_or_keywords(model, tokenizer: Token
     options = SamplingOptions(5, stop_token_ids=(), return_logprobs=True)
     by_object = sampler(["the cat", "the"], options=options)
     assert by_object == sampler(["the cat", "the"], 5, stop_token_ids=(), return_logprobs=True)
-    streamed = list(sampler.stream("the cat", options=options))
-    assert [p.token for p in streamed if p.token is not None] == by_object.tokens[0]
+    streamed = [p for p in sampler.stream("the cat", options=options) if p.token is not None]
+    assert [p.token for p in streamed] == by_object.tokens[0]
+    np.testing.assert_allclose([p.logprob for p in streamed], by_object.logprobs[0], rtol=1e-6)
     with pytest.raises(ValueError, match="temperature must be finite and >= 0, got -2"):
         sampler("the", 4, temperature=-2)
