@@ -40,7 +40,7 @@ __all__ = [
 # Submodules that `import hybrid_seq` does not load: each is imported on first attribute
 # access (PEP 562), so `hybrid_seq.io.load(...)` works after a plain `import hybrid_seq`
 # while the import itself stays as fast as before (io, training & co. are not imported eagerly).
-_LAZY_SUBMODULES = ("bench", "cli", "io", "matrix_scan", "sampling", "testing", "training")
+_LAZY_SUBMODULES = ("bench", "cli", "io", "matrix_scan", "quantize", "sampling", "testing", "training")
 
 
 def __getattr__(name: str) -> object:

@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "hybrid_seq.scan",
     "hybrid_seq.matrix_scan",
     "hybrid_seq.io",
+    "hybrid_seq.quantize",
     "hybrid_seq.sampling",
     "hybrid_seq.training",
     "hybrid_seq.testing",
