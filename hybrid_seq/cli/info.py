@@ -9,8 +9,10 @@ import os
 import jax.numpy as jnp
 
 from hybrid_seq import presets
+from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.cli import UsageError
 from hybrid_seq.cli.args import int_at_least
+from hybrid_seq.config import ModelConfig
 from hybrid_seq.params import param_count
 from hybrid_seq.sampling.state import kv_cache_bytes, state_bytes
 
@@ -44,7 +46,7 @@ def preset_table(names: list[str], length: int) -> str:
     """A text table: pattern, exact parameter counts, weight memory, bf16 state vs a transformer's KV cache."""
     header = (
         "preset", "pattern", "params", "embedding", "non-embedding", "bf16 weights", "fp32 weights",
-        "state/seq (bf16)", f"KV cache @{length} (bf16)",
+        f"state/seq @{length} (bf16)", f"KV cache @{length} (bf16)",
     )
     rows = [header]
     for name in names:
@@ -52,13 +54,13 @@ def preset_table(names: list[str], length: int) -> str:
         counts = param_count(config)
         rows.append((
             name,
-            str(config.block_pattern),
+            _pattern(config),
             f"{counts.total:,}",
             f"{counts.embedding:,}",
             f"{counts.non_embedding:,}",
             _bytes(2 * counts.total),
             _bytes(4 * counts.total),
-            _bytes(state_bytes(config, dtype=jnp.bfloat16)),
+            _bytes(state_bytes(config, dtype=jnp.bfloat16, max_length=length)),
             _bytes(kv_cache_bytes(config, length, dtype=jnp.bfloat16)),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -66,10 +68,21 @@ def preset_table(names: list[str], length: int) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     note = (
-        f"state/seq: the fixed decoding state of one sequence (does not grow with length). "
-        f"KV cache: a multi-head transformer of the same width and depth at {length} tokens."
+        f"state/seq: the decoding state of one sequence at {length} tokens: fixed for recurrences, Mamba-2 and "
+        f"local attention, while global attention layers (GQA) keep every key and value. KV cache: a multi-head "
+        f"transformer of the same width and depth at {length} tokens. Patterns: M Mamba-2, * attention, - MLP, "
+        f"E MoE, P attention beside Mamba-2 (Falcon-H1); a count like M24 is the number of such layers."
     )
     return "\n".join(lines + ["", note])
+
+
+def _pattern(config: ModelConfig | HybridConfig) -> str:
+    """The pattern, or for a long one without a short unit the count of each letter's layers."""
+    pattern = str(config.block_pattern if isinstance(config, ModelConfig) else config.pattern)
+    if len(pattern) <= 16:
+        return pattern
+    letters = config.pattern.layer_letters
+    return " ".join(f"{letter}{letters.count(letter)}" for letter in dict.fromkeys(letters))
 
 
 def _bytes(n: int) -> str:

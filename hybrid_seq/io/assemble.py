@@ -76,6 +76,7 @@ def architecture(config: Config) -> dict[str, Any]:
 def check_preset(config: Config, preset: str, *, source: str) -> None:
     """Raise unless `config` has the architecture of `preset`, naming `source` and each differing field with both values."""
     reference = _like(presets.get(preset), config)
+    config = _like(config, reference)
     ours, theirs = architecture(config), architecture(reference)
     wrong = [name for name in ours if ours[name] != theirs[name]]
     if wrong:
@@ -94,9 +95,9 @@ def matching_preset(config: Config) -> str | None:
     return next((name for name in presets.names() if architecture(_like(presets.get(name), config)) == ours), None)
 
 
-def _like(preset: ModelConfig, config: Config) -> Config:
-    """`preset` in the config class of `config`, so that their architectures compare."""
-    return preset.to_hybrid() if isinstance(config, HybridConfig) else preset
+def _like(preset: Config, config: Config) -> Config:
+    """`preset` in the config class of `config` (a `ModelConfig` as a `HybridConfig`), so that their architectures compare."""
+    return preset.to_hybrid() if isinstance(config, HybridConfig) and isinstance(preset, ModelConfig) else preset
 
 
 def check_structure(model: Model, *, source: str, quantization: str | None = None) -> None:

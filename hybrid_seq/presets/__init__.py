@@ -1,13 +1,17 @@
-"""Named model configurations: the released RecurrentGemma models, the papers' 7B models, research sizes.
+"""Named model configurations: the released RecurrentGemma models, the papers' 7B models, research sizes,
+and the published Mamba-2 hybrids (`presets.hf`).
 
-Presets are plain data; `get(name, **overrides)` returns a validated `ModelConfig`.
+Presets are plain data; `get(name, **overrides)` returns a validated `ModelConfig` (Griffin's
+fields) or, for the HF families, a `HybridConfig` read from the published config.json.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.config import ModelConfig
+from hybrid_seq.presets import hf
 
 _GEMMA_VOCAB = 256_000
 
@@ -55,11 +59,14 @@ _PRESETS: dict[str, dict[str, Any]] = {
 
 def names() -> list[str]:
     """All preset names."""
-    return list(_PRESETS)
+    return [*_PRESETS, *hf.CONFIGS]
 
 
-def get(name: str, **overrides: Any) -> ModelConfig:
-    """The preset `name` as a ModelConfig, with `overrides` applied (e.g. `vocab_size=...`)."""
+def get(name: str, **overrides: Any) -> ModelConfig | HybridConfig:
+    """The preset `name` with `overrides` (its config's fields, e.g. `vocab_size=...`) applied."""
+    if name in hf.CONFIGS:
+        config = hf.hybrid_config(name)
+        return config.replace(**overrides) if overrides else config
     if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(_PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(names())}")
     return ModelConfig(**{**_PRESETS[name], **overrides})

@@ -33,7 +33,7 @@ def _formula(config) -> int:
     return v * d + d + layers
 
 
-@pytest.mark.parametrize("name", presets.names())
+@pytest.mark.parametrize("name", [n for n in presets.names() if n not in presets.hf.CONFIGS])
 def test_param_count_matches_closed_form(name: str) -> None:
     config = presets.get(name)
     assert param_count(config).total == _formula(config)
