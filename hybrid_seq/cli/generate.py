@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -18,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate",
         help="generate text from a prompt (streams tokens)",
         description=(
-            "Generate a completion. With --checkpoint and --tokenizer it loads a model (any format "
-            "hybrid_seq.io.load detects). Without them it runs a random-weights "
+            "Generate a completion. With --checkpoint it loads a model (any format hybrid_seq.io.load "
+            "detects) and its tokenizer.json, or --tokenizer. Without them it runs a random-weights "
             f"{DEMO_PRESET} model with the byte tokenizer: no downloads, meaningless text."
         ),
     )
@@ -27,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="model checkpoint path (default: random demo model)")
     parser.add_argument(
         "--tokenizer",
-        help=f"SentencePiece tokenizer.model, or '{BYTE_TOKENIZER}' for the byte tokenizer (required with --checkpoint)",
+        help=(
+            f"a SentencePiece tokenizer.model, a tokenizer.json (or a directory holding one), or '{BYTE_TOKENIZER}' "
+            "for the byte tokenizer (default with --checkpoint: the checkpoint's own tokenizer.json)"
+        ),
     )
     parser.add_argument("--preset", type=preset_name, help="preset to check the checkpoint against / take unknown settings from")
     parser.add_argument("--max-new-tokens", type=int_at_least(0), default=64)
@@ -78,18 +82,33 @@ def _demo(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _from_checkpoint(args: argparse.Namespace) -> tuple[Any, Any]:
     from hybrid_seq.io import load
-    from hybrid_seq.sampling import ByteTokenizer, Tokenizer
+    from hybrid_seq.sampling.hf_tokenizer import has_tokenizer
 
-    if args.tokenizer is None:
-        raise UsageError(f"--checkpoint needs --tokenizer (a SentencePiece tokenizer.model, or '{BYTE_TOKENIZER}')")
+    spec = args.tokenizer
+    if spec is None:
+        if not (os.path.isdir(args.checkpoint) and has_tokenizer(args.checkpoint)):
+            raise UsageError(
+                f"--checkpoint needs --tokenizer: {args.checkpoint} has no tokenizer.json (give a SentencePiece "
+                f"tokenizer.model, a tokenizer.json, or '{BYTE_TOKENIZER}')"
+            )
+        spec = args.checkpoint
     try:
-        tokenizer = ByteTokenizer() if args.tokenizer == BYTE_TOKENIZER else Tokenizer(args.tokenizer)
+        tokenizer = _tokenizer(spec)
     except (ValueError, OSError) as error:
         raise UsageError(f"--tokenizer: {error}") from None
     try:
         return load(args.checkpoint, preset=args.preset), tokenizer
     except (ValueError, OSError) as error:
         raise UsageError(f"--checkpoint: {error}") from None
+
+
+def _tokenizer(spec: str) -> Any:
+    """The byte tokenizer, a tokenizer.json (a file ending in .json, or a directory holding one), or a SentencePiece model."""
+    from hybrid_seq.sampling import ByteTokenizer, HFTokenizer, Tokenizer
+
+    if spec == BYTE_TOKENIZER:
+        return ByteTokenizer()
+    return HFTokenizer(spec) if spec.endswith(".json") or os.path.isdir(spec) else Tokenizer(spec)
 
 
 def _demo_banner(temperature: float) -> str:

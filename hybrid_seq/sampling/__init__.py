@@ -3,6 +3,7 @@
 from hybrid_seq.sampling.bookkeeping import SamplerOutput, StreamPiece
 from hybrid_seq.sampling.chat import END_OF_TURN, START_OF_TURN, format_chat
 from hybrid_seq.sampling.demo import random_demo
+from hybrid_seq.sampling.hf_tokenizer import HFTokenizer
 from hybrid_seq.sampling.options import SamplingOptions
 from hybrid_seq.sampling.prefill import left_pad, prefill
 from hybrid_seq.sampling.rules import choose, filter_logits
@@ -14,6 +15,7 @@ __all__ = [
     "END_OF_TURN",
     "START_OF_TURN",
     "ByteTokenizer",
+    "HFTokenizer",
     "Sampler",
     "SamplerOutput",
     "SamplingOptions",
