@@ -106,12 +106,12 @@ class Model(eqx.Module):
     @property
     def dtype(self) -> jnp.dtype:
         """Parameter (and activation) dtype."""
-        return self.embedder.weight.dtype
+        return self.embedder.dtype
 
     @property
     def vocab_size(self) -> int:
         """Number of tokens (rows of the embedding)."""
-        return self.embedder.weight.shape[0]
+        return self.embedder.vocab_size
 
     def init_cache(self, batch_size: int, max_length: int | None = None) -> Cache:
         """The state of every layer for `batch_size` rows before any token.

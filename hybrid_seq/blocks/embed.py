@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int
 
 from hybrid_seq.blocks.axes import EMBED, VOCAB, Axes
 from hybrid_seq.blocks.numerics import promote, variance_scaling
+from hybrid_seq.distributed import context
 
 
 class Embedder(eqx.Module):
@@ -38,10 +39,20 @@ class Embedder(eqx.Module):
         self.weight = variance_scaling(key, (vocab_size, width), width, 1.0, dtype)
         self.scale_by_sqrt_dim = scale_by_sqrt_dim
 
+    @property
+    def dtype(self) -> jnp.dtype:
+        """The table's (and so the model's activation) dtype."""
+        return self.weight.dtype
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the table."""
+        return self.weight.shape[0]
+
     def encode(self, tokens: Int[Array, "*batch"]) -> Float[Array, "*batch D"]:
         """Embedding rows, times `bf16(sqrt(D))` when scaling (the constant is rounded to
         bfloat16 as in training, then applied in the embedding dtype: 50.5 for D=2560)."""
-        x = self.weight.at[tokens].get(mode="fill", fill_value=jnp.nan, wrap_negative_indices=False)
+        x = context.lookup_table(self.weight).at[tokens].get(mode="fill", fill_value=jnp.nan, wrap_negative_indices=False)
         if self.scale_by_sqrt_dim:
             x = x * jnp.sqrt(jnp.float32(self.weight.shape[1])).astype(jnp.bfloat16)
         return x

@@ -31,7 +31,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Int8
 
@@ -84,10 +83,9 @@ class QuantizedLinear(eqx.Module):
 class QuantizedEmbedder(eqx.Module):
     """`Embedder` with an int8 table `[V, D]` (`quantized`) and a scale per vocabulary row.
 
-    Same `encode` and `decode` as `Embedder`: the row scale dequantises a looked-up row,
-    and scales a logit of the tied head. The table is not called `weight`, because
-    `Embedder.weight` is where `Model` reads its float dtype and vocabulary: here
-    `weight` is the shape and dtype of the dequantised table, without materialising it.
+    Same `encode`, `decode`, `dtype` and `vocab_size` as `Embedder`: the row scale
+    dequantises a looked-up row, and scales a logit of the tied head; `dtype` is the float
+    dtype of the table it stands for.
     """
 
     quantized: Int8[Array, "V D"]
@@ -103,9 +101,14 @@ class QuantizedEmbedder(eqx.Module):
         return cls(quantized=quantized, scale=scale, scale_by_sqrt_dim=embedder.scale_by_sqrt_dim)
 
     @property
-    def weight(self) -> jax.ShapeDtypeStruct:
-        """The shape `[V, D]` and float dtype of the table this one stands for."""
-        return jax.ShapeDtypeStruct(self.quantized.shape, self.scale.dtype)
+    def dtype(self) -> jnp.dtype:
+        """The float dtype of the table this one stands for (that of the scales)."""
+        return self.scale.dtype
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the table."""
+        return self.quantized.shape[0]
 
     def encode(self, tokens: Int[Array, "*batch"]) -> Float[Array, "*batch D"]:
         """Rows times their scales (NaN rows for out-of-range ids, as `Embedder`), times `bf16(sqrt(D))` when scaling."""
