@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybrid_seq.config import ModelConfig
+from hybrid_seq.io.assemble import check_structure
 from hybrid_seq.io.atomic import atomic_path
 from hybrid_seq.io.formats import FORMATS
 from hybrid_seq.io.hf import family_for, save_family
@@ -33,12 +34,15 @@ def save(model: Model, path: str | Path, *, format: str = "hybrid_seq", overwrit
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     family = None
+    model = model.unstack_layers()
+    if format in ("flax", "pytorch"):
+        # The reference formats hold exactly what a Griffin config builds (the other writers check this themselves).
+        check_structure(model, source="the model to save")
     if format == "huggingface":
         if isinstance(model.config, ModelConfig):
             hf_config(model.config, model.dtype)
         else:
             family = family_for(model.config, model.dtype)
-    model = model.unstack_layers()
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as temporary:
         if format == "flax":
