@@ -9,44 +9,55 @@ import jax
 import numpy as np
 
 from hybrid_seq.config import ModelConfig
-from hybrid_seq.io.assemble import leaf_shapes, matching_preset
+from hybrid_seq.io.assemble import matching_preset
 from hybrid_seq.io.formats import detect
+from hybrid_seq.io.hf import FAMILIES
+from hybrid_seq.io.hf.common import WEIGHTS, read_family_config
+from hybrid_seq.io.json_file import read_json
 from hybrid_seq.io.loading import layout_source
-from hybrid_seq.io.native import open_native
+from hybrid_seq.io.native import parse_config, parse_quantization, read_document
+from hybrid_seq.io.safetensors_file import SafetensorsReader
+from hybrid_seq.params import ParamCount, param_count
 from hybrid_seq.pattern import parse_layer_pattern, parse_pattern
 
 
 def describe(path: str | Path) -> dict[str, Any]:
     """A summary of the checkpoint at `path` (reads only metadata and shapes).
 
-    Keys: path, format, preset (the preset with the same architecture, or None), dtype,
-    architecture (the config fields the shapes or the config file determine), parameters
-    (total / embedding / non_embedding, as stored), tensors (number of stored arrays).
+    Keys: path, format, preset (the preset with the same architecture, or None), dtype (of
+    the float weights), quantization (None, or the int8 scheme of our quantized
+    checkpoints), architecture (the config fields the shapes or the config file determine),
+    parameters (total / embedding / non_embedding, of the model: a quantized weight counts
+    once, its scales not at all), tensors (number of stored arrays).
     """
     path = Path(path)
     format = detect(path)
+    quantization = None
     if format == "hybrid_seq":
-        config, reader, _ = open_native(path)
-        architecture = config.to_dict()
-        dtype = str(reader.dtypes.get("embedder.weight", "unknown"))
-        sizes = [int(np.prod(shape)) for shape in leaf_shapes(config).values()]
-        tensors = len(reader.shapes)
+        data, reader, source = read_document(path)
+        config, quantization = parse_config(data, source), parse_quantization(data, source)
+        dtype = str(reader.dtypes.get("embedder.weight" if quantization is None else "embedder.scale", "unknown"))
+        counts, tensors = param_count(config), len(reader.shapes)
+    elif format == "huggingface" and read_json(path / "config.json").get("model_type") in FAMILIES:
+        config = read_family_config(path, FAMILIES[read_json(path / "config.json")["model_type"]])
+        stored = SafetensorsReader.from_directory(path, WEIGHTS)
+        dtype, counts, tensors = str(next(iter(stored.dtypes.values()))), param_count(config), len(stored.shapes)
     else:
         source = layout_source(path, format)
-        architecture = {**source.inferred(), **source.settings}
-        config = ModelConfig(**architecture)
+        config = ModelConfig(**{**source.inferred(), **source.settings})
         dtype = str(source.dtype)
         leaves = jax.tree_util.tree_leaves(source.shapes)
-        sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
-        tensors = len(leaves)
-    embedding = config.vocab_size * config.width
+        total = sum(int(np.prod(leaf.shape)) for leaf in leaves)
+        embedding = config.vocab_size * config.width
+        counts, tensors = ParamCount(total, embedding, total - embedding), len(leaves)
     return {
         "path": str(path),
         "format": format,
         "preset": matching_preset(config),
         "dtype": dtype,
-        "architecture": architecture,
-        "parameters": {"total": sum(sizes), "embedding": embedding, "non_embedding": sum(sizes) - embedding},
+        "quantization": quantization,
+        "architecture": config.to_dict(),
+        "parameters": {"total": counts.total, "embedding": counts.embedding, "non_embedding": counts.non_embedding},
         "tensors": tensors,
     }
 
@@ -64,6 +75,7 @@ def format_description(info: dict[str, Any]) -> str:
         ("format", info["format"]),
         ("preset", info["preset"] or "(none matches)"),
         ("dtype", info["dtype"]),
+        ("quantization", info["quantization"] or "none (float weights)"),
         ("parameters", f"{counts['total']:,} ({counts['embedding']:,} embedding, "
                        f"{counts['non_embedding']:,} non-embedding)"),
         ("tensors", str(info["tensors"])),

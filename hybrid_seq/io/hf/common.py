@@ -234,14 +234,20 @@ _HF_SHAPE: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
 _ROW_AXIS = {"experts": 1}
 
 
-def load_family(
-    directory: Path, family: Family, *, dtype: Any, sharding: ShardingSpec, overrides: dict[str, Any]
-) -> Model:
-    """The model of an HF directory of `family` (single or sharded safetensors)."""
+def read_family_config(directory: Path, family: Family) -> HybridConfig:
+    """The `HybridConfig` of an HF directory's config.json, read strictly (see `ConfigReader`)."""
     config_file = directory / "config.json"
     reader = ConfigReader(read_json(config_file), config_file)
     config = family.read_config(reader)
     reader.finish(family.ignored_keys)
+    return config
+
+
+def load_family(
+    directory: Path, family: Family, *, dtype: Any, sharding: ShardingSpec, overrides: dict[str, Any]
+) -> Model:
+    """The model of an HF directory of `family` (single or sharded safetensors)."""
+    config = read_family_config(directory, family)
     if overrides:
         config = config.replace(**overrides)
     tensors = SafetensorsReader.from_directory(directory, WEIGHTS)
