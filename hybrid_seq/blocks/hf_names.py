@@ -16,7 +16,9 @@ from typing import NamedTuple
 class HFTensor(NamedTuple):
     """An HF tensor `name` (under the module's prefix), its rows `[start, stop)` (None: all),
     and the transform from the HF layout to ours: ``"none"``, ``"T"`` (2-D transpose: HF's
-    `[out, in]` to our `[in, out]`) or ``"conv"`` (HF's depthwise `[C, 1, K]` to our `[K, C]``)."""
+    `[out, in]` to our `[in, out]`), ``"conv"`` (HF's depthwise `[C, 1, K]` to our `[K, C]`)
+    or ``"experts"`` (per expert, HF's `[E, out, in]` to our `[E, in, out]`; its rows are
+    each expert's rows)."""
 
     name: str
     rows: tuple[int, int] | None = None
