@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, Int, Int32, PRNGKeyArray
 
@@ -18,6 +19,8 @@ from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
 from hybrid_seq.blocks.reference_names import ReferenceNames, dense
 from hybrid_seq.blocks.rope import apply_rope
+from hybrid_seq.distributed import context, sequence
+from hybrid_seq.distributed.mesh import SEQ
 from hybrid_seq.kinds import KindConfig, check_divides, check_int, register_kind
 
 #: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
@@ -105,7 +108,12 @@ class LocalAttention(AbstractMixer):
 
     @property
     def head_dim(self) -> int:
+        """Width of each head (and of the one key/value head)."""
         return self.proj_k.weight.shape[1]
+
+    def axis_units(self) -> dict[str, int]:
+        """Sharding splits the query heads only whole (see `hybrid_seq.distributed.rules`)."""
+        return {HEADS: self.num_heads}
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> AttentionState:
         """A ring of `window + 1` slots whatever `max_length` (the window bounds what is kept)."""
@@ -116,14 +124,21 @@ class LocalAttention(AbstractMixer):
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: AttentionState | None = None
     ) -> tuple[Float[Array, "B T D"], AttentionState]:
+        """Under a mesh with a ``seq`` axis, a full-sequence call (no `state`) splits time over it
+        and each shard takes the `window` keys and values before it from the shards before."""
         batch, length, width = x.shape
         window = self.window_size
         fresh = state is None
-        if fresh:
+        split = sequence.current(x) if fresh else None
+        if fresh and split is None:
             state = self.init_state(batch, length, jnp.result_type(x, self.proj_k.weight))
-        q = apply_rope(self.proj_q(x).reshape(batch, length, self.num_heads, self.head_dim), positions)
-        k = apply_rope(self.proj_k(x), positions)
-        v = self.proj_v(x)
+        q = self.proj_q(x).reshape(batch, length, self.num_heads, self.head_dim)
+        q = apply_rope(context.constrain(q, channel_dim=2), positions)
+        k = apply_rope(context.constrain(self.proj_k(x)), positions)
+        v = context.constrain(self.proj_v(x))
+        if split is not None:
+            encoded, state = _split_attend(split, q, k, v, positions, window, self.block_size)
+            return self.proj_final(encoded.reshape(batch, length, width)), state
 
         # Indices are relative to each row's first new token, so queries and new keys share
         # one index vector across rows and only document starts differ per row.
@@ -250,6 +265,63 @@ def _blockwise_attend(
     return encoded[:, :length]
 
 
+def _split_attend(
+    split: sequence.SequenceSplit,
+    q: Float[Array, "B T H K"],
+    k: Float[Array, "B T K"],
+    v: Float[Array, "B T K"],
+    positions: Int[Array, "B T"],
+    window: int,
+    block: int,
+) -> tuple[Float[Array, "B T H K"], AttentionState]:
+    """Fresh attention with time split over the mesh's ``seq`` axis, and the state after the sequence.
+
+    Each shard attends over its halo (the `window` keys and values before it, from as many
+    shards back as they span) and its own keys. Indices are relative to the shard's first
+    query. A query's document starts at the latest position 0 at or before it, in this
+    shard or any before (`previous_max`), and never before the sequence start (`-first`),
+    as the unsplit pass's fresh state says, so the halo's filling is never seen.
+    """
+    batch, length, heads, _ = q.shape
+    split.check_length(length, "LocalAttention")
+    rows, head_split = split.rows(batch), split.channels(heads)
+    slots = window + 1
+
+    def shard(q: Array, k: Array, v: Array, positions: Array) -> tuple[Array, AttentionState]:
+        t = q.shape[1]
+        first = jax.lax.axis_index(SEQ) * t
+        keys = jnp.concatenate([sequence.halo(k, window), k], axis=1)
+        values = jnp.concatenate([sequence.halo(v, window), v], axis=1)
+        q_index = jnp.arange(t, dtype=jnp.int32)
+        k_index = jnp.arange(-window, t, dtype=jnp.int32)
+        # Each row's latest document start before this shard (the sequence start at least), then this shard's.
+        starts = jnp.where(positions == 0, q_index, -_FAR)
+        earlier = sequence.previous_max(jnp.max(starts, axis=1) + first, fill=0)
+        doc_start = jnp.maximum((jnp.maximum(earlier, 0) - first)[:, None], jax.lax.cummax(starts, axis=1))
+        if t <= block:
+            encoded = _attend(q, [(keys, values, _visible(q_index, k_index, doc_start, window))])
+        else:
+            encoded = _blockwise_attend(q, keys, values, q_index, k_index, doc_start, window, block)
+        # The ring after all `total` tokens: its stream index counts from `total - keys` here.
+        total = t * jax.lax.axis_size(SEQ)
+        empty = jnp.zeros((k.shape[0], slots, k.shape[2]), k.dtype)
+        start = AttentionState(
+            keys=empty,
+            values=empty,
+            num_tokens=jnp.full((k.shape[0],), total - keys.shape[1], jnp.int32),
+            doc_start=jnp.zeros((k.shape[0],), jnp.int32),
+        )
+        state = _update_state(start, keys, values, doc_start[:, -1] + first, slots)
+        return encoded, sequence.from_last_shard(state)
+
+    mapped = split.run(
+        shard,
+        in_specs=(P(rows, SEQ, head_split, None), P(rows, SEQ, None), P(rows, SEQ, None), P(rows, SEQ)),
+        out_specs=(P(rows, SEQ, head_split, None), P(rows)),
+    )
+    return mapped(q, k, v, positions)
+
+
 def _update_state(
     state: AttentionState, k: Float[Array, "B T K"], v: Float[Array, "B T K"], doc_start: Int[Array, " B"], slots: int
 ) -> AttentionState:
@@ -286,6 +358,7 @@ class LocalAttentionConfig(KindConfig):
         check_int("local_attention", "window_size", self.window_size)
 
     def validate(self, width: int) -> None:
+        """Raise ValueError when the heads do not divide `width` or head_dim is not a multiple of 4."""
         check_divides("local_attention", "num_heads", self.num_heads, "width", width)
         if (width // self.num_heads) % 4:
             raise ValueError(
@@ -294,6 +367,7 @@ class LocalAttentionConfig(KindConfig):
             )
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> LocalAttention:
+        """The `LocalAttention` module (output projection init scale 2 / num_layers)."""
         return LocalAttention(
             width, self.num_heads, self.window_size, final_init_scale=2.0 / num_layers, key=key, dtype=dtype
         )

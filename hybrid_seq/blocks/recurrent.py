@@ -17,6 +17,7 @@ from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer
 from hybrid_seq.blocks.reference_names import ReferenceLeaf, ReferenceNames, dense
 from hybrid_seq.blocks.rglru import GATE_DTYPES, RGLRU
+from hybrid_seq.distributed import context
 from hybrid_seq.kinds import KindConfig, check_choice, check_divides, check_int, register_kind
 
 
@@ -101,6 +102,11 @@ class RecurrentBlock(AbstractMixer):
             lru_width, width, use_bias=True, init_scale=final_init_scale, key=k_out, dtype=dtype
         )
 
+    def axis_units(self) -> dict[str, int]:
+        """Sharding splits the RG-LRU channels only in whole gate blocks (see `hybrid_seq.distributed.rules`)."""
+        blocks = self.rg_lru.input_gate.weight.shape[-3]
+        return {LRU: blocks, LRU_BLOCKS: blocks}
+
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> RecurrentState:
         """Fixed size whatever `max_length`: `[B, L]` float32 and the conv's last `K - 1` inputs."""
         return RecurrentState(
@@ -111,8 +117,10 @@ class RecurrentBlock(AbstractMixer):
     def __call__(
         self, x: Float[Array, "B T D"], positions: Int[Array, "B T"], state: RecurrentState | None = None
     ) -> tuple[Float[Array, "B T D"], RecurrentState]:
-        y = jax.nn.gelu(self.linear_y(x), approximate=True)
-        u = self.linear_x(x)
+        """The block's output and its RG-LRU and conv states."""
+        units = self.axis_units()[LRU]
+        y = context.constrain(jax.nn.gelu(self.linear_y(x), approximate=True), channel_dim=2, units=units)
+        u = context.constrain(self.linear_x(x), channel_dim=2, units=units)
         u, conv_state = self.conv_1d(u, positions, None if state is None else state.conv1d)
         u, lru_state = self.rg_lru(u, positions, None if state is None else state.rg_lru)
         return self.linear_out(u * y), RecurrentState(rg_lru=lru_state, conv1d=conv_state)
@@ -143,12 +151,15 @@ class RecurrentConfig(KindConfig):
         check_choice("recurrent", "gate_dtype", self.gate_dtype, GATE_DTYPES)
 
     def resolved_lru_width(self, width: int) -> int:
+        """L: `lru_width`, or `width` when it is None."""
         return width if self.lru_width is None else self.lru_width
 
     def validate(self, width: int) -> None:
+        """Raise ValueError unless num_heads divides the RG-LRU width."""
         check_divides("recurrent", "num_heads", self.num_heads, "lru_width", self.resolved_lru_width(width))
 
     def build(self, width: int, *, key: PRNGKeyArray, dtype: Any, num_layers: int) -> RecurrentBlock:
+        """The `RecurrentBlock` (output projection init scale 2 / num_layers)."""
         return RecurrentBlock(
             width,
             self.resolved_lru_width(width),

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from hybrid_seq.blocks.mixer import AbstractChannelMixer, AbstractMixer
 from hybrid_seq.blocks.norm import NormConfig, RMSNorm
+from hybrid_seq.distributed import context
 from hybrid_seq.kinds import KindConfig
 
 
@@ -32,6 +33,7 @@ class ResidualBlock(eqx.Module):
 
     @property
     def num_layers(self) -> int:
+        """Layers this entry holds: 1 (a `LayerStack` holds many)."""
         return 1
 
     def init_state(self, batch_size: int, max_length: int | None, dtype: DTypeLike) -> Any:
@@ -39,6 +41,7 @@ class ResidualBlock(eqx.Module):
         return None if self.temporal is None else self.temporal.init_state(batch_size, max_length, dtype)
 
     def state_capacity(self, state: Any) -> int | None:
+        """The `max_length` the temporal mixer's state was made for (None: fixed size)."""
         return None if self.temporal is None else self.temporal.state_capacity(state)
 
     def __call__(
@@ -55,6 +58,7 @@ class ResidualBlock(eqx.Module):
         return self._forward(x, positions, state)
 
     def _forward(self, x: Array, positions: Array, state: Any | None) -> tuple[Array, Any]:
+        x = context.constrain(x)
         if self.temporal is not None:
             y, state = self.temporal(self.temporal_pre_norm(x), positions, state)
             x = self._add(x, y)
@@ -87,15 +91,18 @@ class LayerConfig:
         return "+".join(k.kind for k in (self.temporal, self.channel) if k is not None)
 
     def validate(self, width: int) -> None:
+        """Raise ValueError when a kind of this layer cannot live in a model of `width` features."""
         for kind in (self.temporal, self.channel):
             if kind is not None:
                 kind.validate(width)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"temporal": kind dict or None, "channel": kind dict or None}``."""
         return {role: None if k is None else k.to_dict() for role, k in (("temporal", self.temporal), ("channel", self.channel))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "layer") -> LayerConfig:
+        """The layer of a `to_dict` dict (`where` names it in errors)."""
         if not isinstance(data, dict) or set(data) - {"temporal", "channel"}:
             raise ValueError(f"{where}: a layer is an object with keys 'temporal' and/or 'channel', got {data!r}")
         read = lambda role: None if data.get(role) is None else KindConfig.from_dict(data[role], where=f"{where}.{role}")  # noqa: E731
@@ -111,6 +118,7 @@ class LayerConfig:
         norm: NormConfig,
         residual_multiplier: float = 1.0,
     ) -> ResidualBlock:
+        """The layer's `ResidualBlock`: each present kind built with its own pre-norm."""
         k_temporal, k_channel = jax.random.split(key)
         temporal = channel = None
         if self.temporal is not None:

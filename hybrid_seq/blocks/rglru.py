@@ -14,6 +14,8 @@ from hybrid_seq import scan as scan_lib
 from hybrid_seq.blocks.linear import BlockDiagonalLinear
 from hybrid_seq.blocks.mixer import AbstractScanning
 from hybrid_seq.blocks.numerics import promote
+from hybrid_seq.distributed import sequence
+from hybrid_seq.distributed.mesh import SEQ
 
 #: `a = exp(-C * sigmoid(gate_a) * softplus(a_param))`: the gate raises the base decay to a power in [0, C].
 DECAY_EXPONENT = 8.0
@@ -91,6 +93,7 @@ class RGLRU(AbstractScanning):
         self.gate_dtype = gate_dtype
 
     def init_state(self, batch_size: int) -> Float32[Array, "B L"]:
+        """The recurrence state before any token: float32 zeros."""
         return jnp.zeros((batch_size, self.a_param.shape[0]), jnp.float32)
 
     def __call__(
@@ -99,6 +102,7 @@ class RGLRU(AbstractScanning):
         positions: Int[Array, "B T"],
         state: Float32[Array, "B L"] | None = None,
     ) -> tuple[Float[Array, "B T L"], Float32[Array, "B L"]]:
+        """The recurrence's outputs (in the activation dtype) and its float32 last state."""
         out_dtype = jnp.result_type(x, self.a_param)
         layer = self if self.gate_dtype is None else jax.tree_util.tree_map(lambda p: p.astype(jnp.float32), self)
         x, a_param = promote(x if self.gate_dtype is None else x.astype(jnp.float32), layer.a_param)
@@ -111,5 +115,18 @@ class RGLRU(AbstractScanning):
         multiplier = sqrt_bound_derivative(1 - a_squared, SQRT_MAX_DERIVATIVE)
         multiplier = reset + (1 - reset) * multiplier
         normalized_x = x * gate_x * multiplier.astype(x.dtype)
-        y, h_last = scan_lib.get(self.scan_backend)(normalized_x, a * (1 - reset), state)
+        y, h_last = self._scan(normalized_x, state)(normalized_x, a * (1 - reset), state)
         return y.astype(out_dtype), h_last
+
+    def _scan(self, x: Array, state: Array | None) -> scan_lib.Scan:
+        """The backend's scan; under a mesh with a ``seq`` axis, a full-sequence call (no `state`)
+        runs it on every shard of time through `scan.sharded` (rows and channels split too)."""
+        split = sequence.current(x) if state is None else None
+        if split is None:
+            return scan_lib.get(self.scan_backend)
+        batch, length, width = x.shape
+        split.check_length(length, "RGLRU")
+        local = "auto" if self.scan_backend in scan_lib.contextual_names() else self.scan_backend
+        return scan_lib.sharded(
+            split.mesh, SEQ, local=local, batch_axis=split.rows(batch), channel_axis=split.channels(width)
+        )

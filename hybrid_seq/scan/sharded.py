@@ -32,7 +32,8 @@ class ShardedScan:
     mesh: Mesh | AbstractMesh
     axis_name: str
     local: BoundScan
-    batch_axis: str | None = None
+    batch_axis: str | tuple[str, ...] | None = None
+    channel_axis: str | None = None
 
     @property
     def name(self) -> str:
@@ -60,15 +61,14 @@ class ShardedScan:
                 f"scan.sharded: T = {x.shape[1]} must be divisible by the {shards} shards "
                 f"of mesh axis {self.axis_name!r}"
             )
-        if self.batch_axis is not None and x.shape[0] % self.mesh.shape[self.batch_axis]:
-            raise ValueError(
-                f"scan.sharded: B = {x.shape[0]} must be divisible by mesh axis "
-                f"{self.batch_axis!r} of size {self.mesh.shape[self.batch_axis]}"
-            )
+        for dim, name, axes in ((0, "B", self.batch_axis), (2, "D", self.channel_axis)):
+            size = _size(self.mesh, axes)
+            if x.shape[dim] % size:
+                raise ValueError(f"scan.sharded: {name} = {x.shape[dim]} must be divisible by mesh axes {axes!r} of size {size}")
         if h0 is None:
             h0 = jnp.zeros((x.shape[0], x.shape[2]), jnp.float32)
-        seq = PartitionSpec(self.batch_axis, self.axis_name, None)
-        state = PartitionSpec(self.batch_axis, None)
+        seq = PartitionSpec(self.batch_axis, self.axis_name, self.channel_axis)
+        state = PartitionSpec(self.batch_axis, self.channel_axis)
         explicit = AxisType.Explicit in self.mesh.axis_types
         if explicit:
             # Explicit meshes type-check shardings: place the inputs as the specs say, and
@@ -93,6 +93,14 @@ class ShardedScan:
         return y, h_last
 
 
+def _size(mesh: Mesh | AbstractMesh, axes: str | tuple[str, ...] | None) -> int:
+    names = () if axes is None else (axes,) if isinstance(axes, str) else axes
+    size = 1
+    for name in names:
+        size *= mesh.shape[name]
+    return size
+
+
 #: The mesh axis that the backend name 'sharded' splits time over.
 SEQUENCE_AXIS = "seq"
 
@@ -110,14 +118,20 @@ def from_context() -> ShardedScan:
 
 
 def sharded(
-    mesh: Mesh, axis_name: str, *, local: str = "sequential", batch_axis: str | None = None
+    mesh: Mesh | AbstractMesh,
+    axis_name: str,
+    *,
+    local: str = "sequential",
+    batch_axis: str | tuple[str, ...] | None = None,
+    channel_axis: str | None = None,
 ) -> ShardedScan:
-    """A scan that splits time over ``axis_name`` of ``mesh`` (and batch over ``batch_axis``).
+    """A scan that splits time over ``axis_name`` of ``mesh`` (batch over ``batch_axis``, one
+    axis or several, and channels over ``channel_axis``: both need no communication).
 
     ``local`` names the registered backend each shard runs ('auto' allowed).
     """
-    if axis_name not in mesh.shape:
-        raise ValueError(f"scan.sharded: mesh has no axis {axis_name!r}; axes: {list(mesh.shape)}")
-    if batch_axis is not None and batch_axis not in mesh.shape:
-        raise ValueError(f"scan.sharded: mesh has no axis {batch_axis!r}; axes: {list(mesh.shape)}")
-    return ShardedScan(mesh, axis_name, get(local), batch_axis)
+    named = [axis_name, *((batch_axis,) if isinstance(batch_axis, str) else batch_axis or ()), channel_axis]
+    for name in named:
+        if name is not None and name not in mesh.shape:
+            raise ValueError(f"scan.sharded: mesh has no axis {name!r}; axes: {list(mesh.shape)}")
+    return ShardedScan(mesh, axis_name, get(local), batch_axis, channel_axis)
