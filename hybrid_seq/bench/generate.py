@@ -6,6 +6,8 @@ against the generated length, next to the fixed state size and a same-width tran
 KV cache (both exact, from the shapes). The `sampler` section times a whole Sampler call
 against its own compiled stages (`Sampler.prefill` + one `loop.decode`, inputs prepared
 beforehand) and against a model-only greedy loop, so what the call adds on the host shows.
+The `prefix` section samples many continuations of one long prompt by prefilling every row
+against sharing the prefix (`shared_prefix=`), with each mode's peak RSS from a fresh process.
 Timings are medians of interleaved repetitions (ours, reference, ours, ...) so a shared
 machine's drift hits both. No peak-memory figures here: both samplers share one process,
 whose peak RSS cannot be reset between calls reliably; `hybrid-seq bench forward`
@@ -24,14 +26,16 @@ import jax
 import jax.numpy as jnp
 
 from hybrid_seq.bench.reference import reference_griffin
-from hybrid_seq.bench.timing import Timing, interleaved
+from hybrid_seq.bench.timing import Timing, in_child, interleaved, timed
 from hybrid_seq.cli.args import int_at_least, preset_name
 
 PRESET = "griffin-small"
 #: Sections of the benchmark (`--only`).
-SECTIONS = ("reference", "sampler")
+SECTIONS = ("reference", "sampler", "prefix")
 #: Tokens generated per call in the `sampler` section (with --quick, and without).
 SAMPLER_NEW_TOKENS = (64, 128)
+#: (batch, prefix bytes, new tokens) of the `prefix` section (with --quick, and without).
+PREFIX_SETTINGS = ((16, 500, 16), (16, 1000, 32))
 
 
 @dataclasses.dataclass
@@ -193,6 +197,85 @@ def sampler_overhead(sampler: Any, batches: Sequence[int], new_tokens: int, reps
     return rows
 
 
+def prefix_contenders(sampler: Any, batch: int, prefix_length: int, new_tokens: int) -> dict[str, Callable[[], Any]]:
+    """`batch` continuations of one `prefix_length`-byte prompt, each row a different short suffix:
+    prefilling every row's whole prompt, sharing the prefix as a text (prefilled in the call),
+    and reusing a `Prefix` made beforehand. Each returns the generated tokens."""
+    prefix = ("a long shared document. " * (prefix_length // 24 + 1))[:prefix_length]
+    suffixes = _suffixes(batch)
+    reused = sampler.prefix(prefix, room=_room(suffixes, new_tokens))
+    return {
+        "per-row prefill": lambda: sampler([prefix + s for s in suffixes], new_tokens, stop_token_ids=()).tokens,
+        "shared prefix (text)": lambda: sampler(suffixes, new_tokens, shared_prefix=prefix, stop_token_ids=()).tokens,
+        "shared prefix (Prefix reused)": lambda: sampler(
+            suffixes, new_tokens, shared_prefix=reused, stop_token_ids=()
+        ).tokens,
+    }
+
+
+def _suffixes(batch: int) -> list[str]:
+    return [f" question {i}:{' more' * (i % 4)}" for i in range(batch)]
+
+
+def _room(suffixes: Sequence[str], new_tokens: int) -> int:
+    """Tokens that follow the prefix in `prefix_contenders` (bytes of the longest suffix + new tokens)."""
+    return max(len(s.encode()) for s in suffixes) + new_tokens
+
+
+def prefix_child(mode: str, preset: str, batch: int, prefix_length: int, new_tokens: int) -> dict[str, float]:
+    """One `prefix_contenders` mode in this (fresh) process: first call and second call seconds (for peak RSS)."""
+    from hybrid_seq import presets
+    from hybrid_seq.model import Model
+    from hybrid_seq.sampling import ByteTokenizer, Sampler
+
+    model = Model(presets.get(preset), key=jax.random.key(0))
+    contender = prefix_contenders(Sampler(model, ByteTokenizer()), batch, prefix_length, new_tokens)[mode]
+    first, _ = timed(contender)
+    second, _ = timed(contender)
+    return {"first_s": first, "second_s": second}
+
+
+def prefill_temp_bytes(model: Any, batch: int, length: int, max_length: int) -> int:
+    """XLA's temporary buffers for one prefill call of `[batch, length]` tokens into a fresh state: its activation memory."""
+    import equinox as eqx
+
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def forward(params: Any, tokens: Any, positions: Any) -> Any:
+        model = eqx.combine(params, static)
+        logits, state = model(tokens, positions, model.init_cache(batch, max_length))
+        return logits[:, -1], state
+
+    shape = jax.ShapeDtypeStruct((batch, length), jnp.int32)
+    return jax.jit(forward).lower(params, shape, shape).compile().memory_analysis().temp_size_in_bytes
+
+
+def shared_prefix_rows(
+    sampler: Any, preset: str, batch: int, prefix_length: int, new_tokens: int, reps: int
+) -> list[dict[str, Any]]:
+    """Median seconds of `prefix_contenders` (interleaved, in this process) and each one's peak RSS (a fresh process each)."""
+    from hybrid_seq.sampling import buckets
+
+    timings = interleaved(prefix_contenders(sampler, batch, prefix_length, new_tokens), reps, desc="shared prefix")
+    longest = max(len(s.encode()) for s in _suffixes(batch))  # the largest chunk a suffix is fed in is its top bit
+    whole = buckets.prompt_length(prefix_length + 1 + longest, sampler.prefill_chunk_size)
+    alone = buckets.prompt_length(prefix_length + 1, sampler.prefill_chunk_size)
+    temp = {
+        "per-row prefill": prefill_temp_bytes(sampler.model, batch, min(whole, sampler.prefill_chunk_size), whole),
+        "shared prefix": max(
+            prefill_temp_bytes(sampler.model, 1, min(alone, sampler.prefill_chunk_size), alone),
+            prefill_temp_bytes(sampler.model, batch, 1 << (longest.bit_length() - 1), alone + 2 * longest),
+        ),
+    }
+    rows = []
+    for mode, timing in timings.items():
+        _, peak = in_child("hybrid_seq.bench.generate:prefix_child", mode=mode, preset=preset, batch=batch,
+                           prefix_length=prefix_length, new_tokens=new_tokens)
+        rows.append(dict(name=mode, seconds=timing.median, peak_rss_bytes=peak,
+                         prefill_temp_bytes=temp[mode.split(" (")[0]]))
+    return rows
+
+
 def _interleaved(pairs: dict[str, tuple[Callable, Callable]], reps: int, desc: str) -> dict[str, tuple[Timing, Timing]]:
     """(ours, reference) timings per name, repetitions interleaved across all names and both sides."""
     sides = {f"{name} {side}": fn for name, pair in pairs.items() for side, fn in zip(("ours", "reference"), pair)}
@@ -218,6 +301,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'measure':44s} {'seconds':>9s} {'/compiled':>10s}")
         for row in sampler_overhead(env["sampler"], (1, 16), new_tokens, args.reps):
             print(f"{row['name']:44s} {row['seconds']:9.3f} {row['ratio']:10.3f}")
+    if "prefix" in sections:
+        from hybrid_seq.sampling import Sampler
+
+        batch, prefix_length, new_tokens = PREFIX_SETTINGS[0 if args.quick else 1]
+        sampler = Sampler(env["model"], env["sampler"].tokenizer)
+        print(f"\n## {batch} continuations of one {prefix_length}-byte prompt ({new_tokens} new tokens each, "
+              f"greedy; time: medians in this process; peak RSS of a fresh process running the mode; XLA temp of "
+              f"its largest prefill program: the activation memory)")
+        print(f"{'mode':36s} {'seconds':>9s} {'peak RSS MiB':>13s} {'prefill temp MiB':>17s}")
+        for row in shared_prefix_rows(sampler, args.preset, batch, prefix_length, new_tokens, args.reps):
+            print(f"{row['name']:36s} {row['seconds']:9.3f} {row['peak_rss_bytes'] / 2**20:13.0f} "
+                  f"{row['prefill_temp_bytes'] / 2**20:17.1f}")
     return 0
 
 

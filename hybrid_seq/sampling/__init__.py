@@ -6,6 +6,7 @@ from hybrid_seq.sampling.demo import random_demo
 from hybrid_seq.sampling.hf_tokenizer import HFTokenizer
 from hybrid_seq.sampling.options import SamplingOptions
 from hybrid_seq.sampling.prefill import left_pad, prefill
+from hybrid_seq.sampling.prefix import Prefix
 from hybrid_seq.sampling.rules import choose, filter_logits
 from hybrid_seq.sampling.sampler import Sampler
 from hybrid_seq.sampling.state import init_state, kv_cache_bytes, state_bytes
@@ -16,6 +17,7 @@ __all__ = [
     "START_OF_TURN",
     "ByteTokenizer",
     "HFTokenizer",
+    "Prefix",
     "Sampler",
     "SamplerOutput",
     "SamplingOptions",

@@ -11,12 +11,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int32
 
 from hybrid_seq.model import Model
-from hybrid_seq.sampling import buckets, loop
+from hybrid_seq.sampling import buckets, loop, snapshot
 from hybrid_seq.sampling.bookkeeping import Rows, SamplerOutput, Streamer, StreamPiece, TokenizerLike
 from hybrid_seq.sampling.chat import Message, format_chat
 from hybrid_seq.sampling.options import SamplingOptions
 from hybrid_seq.sampling.prefill import left_pad
 from hybrid_seq.sampling.prefill import prefill as prefill_tokens
+from hybrid_seq.sampling.prefix import Prefix, feed, state_capacity
 
 Prompt = str | Sequence[Message]
 
@@ -26,17 +27,25 @@ STOP_CHECK_EVERY = 16
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """A batch encoded and bucketed for the device: what the prefill and the decode loop are given."""
+    """A batch encoded and bucketed for the device: what the prefill and the decode loop are given.
+
+    `ids` are each row's whole prompt. Without a shared prefix the rows are left-padded into
+    `tokens` / `positions`; with one, `prefix_ids` start every row (already prefilled when
+    `prefix` is given) and `suffixes` are what each row adds to it.
+    """
 
     ids: list[list[int]]
-    tokens: Int32[Array, "B T"]
-    positions: Int32[Array, "B T"]
+    tokens: Int32[Array, "B T"] | None
+    positions: Int32[Array, "B T"] | None
     chunk_size: int | None
     slots: int
     stop_ids: list[int]
     seeds: list[int]
     settings: loop.LoopSettings
     options: SamplingOptions
+    prefix_ids: tuple[int, ...] | None = None
+    prefix: Prefix | None = None
+    suffixes: list[list[int]] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -52,8 +61,11 @@ class Sampler:
     Prompts are `[BOS] + encode(text)` (chat mode first applies the `<start_of_turn>`
     format), left-padded with positions -1, so each row gives exactly what it gives alone.
     Prompts longer than `prefill_chunk_size` are prefilled in chunks of that size (bounded
-    activation memory). Decoding runs in a compiled `lax.while_loop`; finished rows write
-    padding and stop contributing output. Prompt lengths and output buffers are bucketed
+    activation memory). With `shared_prefix=` (a text, or a `Prefix` from `sampler.prefix`)
+    every prompt continues one prefix whose prefill is paid once: its state is forked
+    across the rows, which are then fed their own suffixes (`sampling.prefix.feed`).
+    Decoding runs in a compiled `lax.while_loop`; finished rows write padding and stop
+    contributing output. Prompt lengths and output buffers are bucketed
     (`hybrid_seq.sampling.buckets`) and the compiled functions are module-level, so
     repeated calls reuse compilations.
 
@@ -69,8 +81,9 @@ class Sampler:
         self.chat = chat
         self.prefill_chunk_size = prefill_chunk_size
 
-    def encode_prompt(self, prompt: Prompt, *, chat: bool | None = None) -> list[int]:
-        """`[BOS] + ids` of a prompt (formatted as a chat turn first in chat mode)."""
+    def encode_prompt(self, prompt: Prompt, *, chat: bool | None = None, add_bos: bool = True) -> list[int]:
+        """`[BOS] + ids` of a prompt (formatted as a chat turn first in chat mode; no BOS for a
+        continuation of a shared prefix)."""
         chat = self.chat if chat is None else chat
         if chat:
             text = format_chat(prompt)
@@ -78,9 +91,9 @@ class Sampler:
             text = prompt
         else:
             raise TypeError("a list of (role, text) messages needs chat mode (chat=True)")
-        ids = self.tokenizer.encode(text, add_bos=True)
+        ids = self.tokenizer.encode(text, add_bos=add_bos)
         vocab = self.model.config.vocab_size
-        if max(ids) >= vocab:
+        if ids and max(ids) >= vocab:
             raise ValueError(f"the tokenizer produced id {max(ids)}, outside the model's vocabulary of {vocab}")
         return ids
 
@@ -99,15 +112,17 @@ class Sampler:
         max_new_tokens: int | None = None,
         *,
         options: SamplingOptions | None = None,
+        shared_prefix: str | Prefix | None = None,
         **settings: Any,
     ) -> SamplerOutput:
         """Generate up to `max_new_tokens` per prompt; `settings` are `SamplingOptions` fields.
 
         Keyword settings override those of `options`. Stop strings are checked on the host
-        every `STOP_CHECK_EVERY` tokens; the output is cut exactly.
+        every `STOP_CHECK_EVERY` tokens; the output is cut exactly. With `shared_prefix`, row
+        `i`'s prompt is the prefix's ids followed by `prompts[i]`'s (no BOS of its own).
         """
         options = SamplingOptions.resolve(options, max_new_tokens, settings)
-        plan = self.plan([prompts] if _is_single(prompts) else list(prompts), options)
+        plan = self.plan([prompts] if _is_single(prompts) else list(prompts), options, shared_prefix)
         rows = Rows(self.tokenizer, plan.batch_size, plan.stop_ids, options.stop)
         segment = STOP_CHECK_EVERY if options.stop else options.max_new_tokens
         for _ in self._generate(plan, rows, segment):
@@ -115,7 +130,13 @@ class Sampler:
         return rows.output(options.return_logprobs)
 
     def stream(
-        self, prompt: Prompt, max_new_tokens: int | None = None, *, options: SamplingOptions | None = None, **settings: Any
+        self,
+        prompt: Prompt,
+        max_new_tokens: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        shared_prefix: str | Prefix | None = None,
+        **settings: Any,
     ) -> Iterator[StreamPiece]:
         """Like calling the sampler on one prompt, yielding each token and its text as it is made.
 
@@ -123,42 +144,86 @@ class Sampler:
         concatenated pieces equal the text `__call__` returns.
         """
         options = SamplingOptions.resolve(options, max_new_tokens, settings)
-        plan = self.plan([prompt], options)
+        plan = self.plan([prompt], options, shared_prefix)
         rows = Rows(self.tokenizer, 1, plan.stop_ids, options.stop, track_text=True)
         streamer = Streamer(rows)
         for _ in self._generate(plan, rows, segment=1):
             yield from streamer.pieces()
         yield from streamer.flush()
 
-    def plan(self, prompts: Sequence[Prompt], options: SamplingOptions) -> Plan:
-        """Validate and encode a batch, and bucket its shapes (host work only)."""
+    def prefix(self, text: str, *, room: int | None = None) -> Prefix:
+        """Prefill `[BOS] + encode(text)` once (no chat formatting), for `shared_prefix=`.
+
+        `room` is how many tokens (suffix plus new tokens) may follow it where a kind's cache
+        grows with the text; fixed-size states need none.
+        """
+        return self._prefill_prefix(tuple(self.encode_prompt(text, chat=False)), room or 0)
+
+    def _prefill_prefix(self, ids: tuple[int, ...], room: int) -> Prefix:
+        chunk = self.prefill_chunk_size
+        padded = buckets.prompt_length(len(ids), chunk)
+        tokens, positions = left_pad([list(ids)], self.tokenizer.pad_id, padded)
+        logits, state = prefill_tokens(
+            self.model, tokens, positions, chunk_size=chunk if padded > chunk else None, max_length=padded + room
+        )
+        capacity = state_capacity(self.model, state)
+        return Prefix(ids=ids, logits=logits.astype(jnp.float32), state=state, seen=padded, capacity=capacity)
+
+    def plan(self, prompts: Sequence[Prompt], options: SamplingOptions, shared_prefix: str | Prefix | None = None) -> Plan:
+        """Validate and encode a batch, and bucket its shapes (host work only; a text prefix is prefilled later)."""
         if not prompts:
             raise ValueError("no prompts given")
-        ids = [self.encode_prompt(p, chat=options.chat) for p in prompts]
         chunk = self.prefill_chunk_size
-        padded = buckets.prompt_length(max(len(x) for x in ids), chunk)
-        tokens, positions = left_pad(ids, self.tokenizer.pad_id, padded)
+        slots = buckets.output_slots(options.max_new_tokens)
         stop_ids = list(self.default_stop_ids(options.chat) if options.stop_token_ids is None else options.stop_token_ids)
+        common = dict(
+            slots=slots, stop_ids=stop_ids, seeds=options.seeds(len(prompts)),
+            settings=loop.LoopSettings.of(options, stop_ids), options=options,
+        )
+        if shared_prefix is None:
+            ids = [self.encode_prompt(p, chat=options.chat) for p in prompts]
+            padded = buckets.prompt_length(max(len(x) for x in ids), chunk)
+            tokens, positions = left_pad(ids, self.tokenizer.pad_id, padded)
+            return Plan(ids=ids, tokens=tokens, positions=positions, chunk_size=chunk if padded > chunk else None, **common)
+        if isinstance(shared_prefix, Prefix):
+            prefix, prefix_ids = shared_prefix, shared_prefix.ids
+        elif isinstance(shared_prefix, str):
+            prefix, prefix_ids = None, tuple(self.encode_prompt(shared_prefix, chat=False))
+        else:
+            raise TypeError(f"shared_prefix must be a str or a Prefix, got {type(shared_prefix).__name__}")
+        suffixes = [self.encode_prompt(p, chat=options.chat, add_bos=False) for p in prompts]
+        needed = max(len(x) for x in suffixes) + options.max_new_tokens
+        if prefix is not None and prefix.room is not None and needed > prefix.room:
+            raise ValueError(
+                f"the prefix's state has room for {prefix.room} more tokens, but this call needs {needed} "
+                f"(longest suffix + max_new_tokens); make it with sampler.prefix(text, room={needed}) or more"
+            )
         return Plan(
-            ids=ids,
-            tokens=tokens,
-            positions=positions,
-            chunk_size=chunk if padded > chunk else None,
-            slots=buckets.output_slots(options.max_new_tokens),
-            stop_ids=stop_ids,
-            seeds=options.seeds(len(ids)),
-            settings=loop.LoopSettings.of(options, stop_ids),
-            options=options,
+            ids=[[*prefix_ids, *x] for x in suffixes], tokens=None, positions=None, chunk_size=chunk,
+            prefix_ids=prefix_ids, prefix=prefix, suffixes=suffixes, **common,
         )
 
     def prefill(self, plan: Plan) -> loop.Carry:
-        """Run the prompts into a fresh state: the decode loop's starting carry."""
-        # The state has room for the padded prompt and every decode step (growing caches preallocate it).
-        logits, cache = prefill_tokens(
-            self.model, plan.tokens, plan.positions, chunk_size=plan.chunk_size,
-            max_length=plan.tokens.shape[1] + plan.slots,
+        """Run the prompts into a fresh state (or fork the shared prefix's and feed the suffixes):
+        the decode loop's starting carry."""
+        starts = [len(x) for x in plan.ids]
+        if plan.suffixes is None:
+            # The state has room for the padded prompt and every decode step (growing caches preallocate it).
+            logits, cache = prefill_tokens(
+                self.model, plan.tokens, plan.positions, chunk_size=plan.chunk_size,
+                max_length=plan.tokens.shape[1] + plan.slots,
+            )
+            return loop.start(cache, logits, starts, plan.seeds, plan.slots, self.tokenizer.pad_id)
+        prefix = plan.prefix
+        if prefix is None:
+            longest = max(len(x) for x in plan.suffixes)
+            prefix = self._prefill_prefix(plan.prefix_ids, buckets.power_of_two(longest, 1) + plan.slots)
+        cache = snapshot.fork(prefix.state, plan.batch_size)
+        logits = jnp.broadcast_to(prefix.logits, (plan.batch_size, prefix.logits.shape[-1]))
+        logits, cache = feed(
+            self.model, cache, logits, plan.suffixes, [len(prefix.ids)] * plan.batch_size, chunk_size=plan.chunk_size
         )
-        return loop.start(cache, logits, [len(x) for x in plan.ids], plan.seeds, plan.slots, self.tokenizer.pad_id)
+        return loop.start(cache, logits, starts, plan.seeds, plan.slots, self.tokenizer.pad_id)
 
     def _generate(self, plan: Plan, rows: Rows, segment: int) -> Iterator[None]:
         """Prefill, then decode in segments of `segment` tokens, adding each to `rows`; yields once per segment.

@@ -18,3 +18,10 @@ def test_the_sampler_its_compiled_stages_and_the_model_loop_make_the_same_tokens
     np.testing.assert_array_equal(np.asarray(contenders["model-only greedy loop"]()), call)
     for row, stopped in zip(call, contenders["sampler call, stop string"]()):
         assert row[: len(stopped)] == stopped
+
+
+def test_the_shared_prefix_modes_make_the_same_tokens() -> None:
+    sampler = Sampler(tiny_model(ByteTokenizer.vocab_size), ByteTokenizer())
+    modes = {name: fn() for name, fn in generate.prefix_contenders(sampler, 3, prefix_length=40, new_tokens=5).items()}
+    assert list(modes) == ["per-row prefill", "shared prefix (text)", "shared prefix (Prefix reused)"]
+    assert modes["shared prefix (text)"] == modes["per-row prefill"] == modes["shared prefix (Prefix reused)"]
