@@ -26,6 +26,10 @@ from hybrid_seq.kinds import KindConfig, check_divides, check_int, register_kind
 #: Value given to masked attention logits (the reference's; finite, so fully masked rows stay finite).
 MASKED_LOGIT = -2.3819763e38
 _FAR = 2**30
+#: Ring slots a decoding query reads per block (blocks with nothing written yet are skipped).
+DECODE_BLOCK = 256
+#: The running maximum of a softmax over blocks before any visible logit (finite: no inf - inf).
+_LOWEST = float(np.finfo(np.float32).min)
 
 
 class AttentionState(eqx.Module):
@@ -155,7 +159,8 @@ class LocalAttention(AbstractMixer):
             state = _update_state(state, k, v, doc_start[:, -1] + n, slots)
             ring_index = _ring_stream_index(state.num_tokens, slots) - n[:, None]
             visible = _visible(q_index, ring_index, doc_start, window)
-            encoded = _attend(q, [(state.keys.astype(k.dtype), state.values.astype(v.dtype), visible)])
+            filled = jnp.minimum(jnp.max(state.num_tokens), slots)
+            encoded = _decode_attend(q, state.keys.astype(k.dtype), state.values.astype(v.dtype), visible, filled)
             return self.proj_final(encoded.reshape(batch, length, width)), state
         prefix = 0 if fresh else slots
         if prefix + length <= self.block_size + window:
@@ -222,6 +227,50 @@ def _attend(
         jnp.einsum("bhts,bsd->bhtd", p, v) for p, (_, v, _) in zip(jnp.split(probs, splits, axis=-1), parts)
     )
     return jnp.swapaxes(encoded, 1, 2)
+
+
+def _decode_attend(
+    q: Float[Array, "B 1 H K"],
+    keys: Float[Array, "B S K"],
+    values: Float[Array, "B S K"],
+    visible: Bool[Array, "B 1 S"],
+    filled: Int32[Array, ""],
+) -> Float[Array, "B 1 H K"]:
+    """One query per row against the ring, `DECODE_BLOCK` slots at a time, only over the `filled` first slots.
+
+    Until the ring has wrapped, slots fill from the front, so the blocks past the most-filled
+    row hold nothing visible and are skipped (a 2,049-slot ring after a 64-token prompt reads
+    one block, not nine). The blocks are combined with a running (online) softmax in float32.
+    """
+    slots = keys.shape[1]
+    if slots <= DECODE_BLOCK:
+        return _attend(q, [(keys, values, visible)])
+    heads_first = jnp.swapaxes(q, 1, 2)[:, :, 0]  # [B, H, K]
+    scale = q.shape[-1] ** -0.5
+
+    def block(b: Int32[Array, ""], carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        peak, total, acc = carry
+        begin = b * DECODE_BLOCK
+        start = jnp.minimum(begin, slots - DECODE_BLOCK)  # the last block is shifted back, not padded
+        take = lambda a: jax.lax.dynamic_slice_in_dim(a, start, DECODE_BLOCK, axis=1)  # noqa: E731
+        index = start + jnp.arange(DECODE_BLOCK, dtype=jnp.int32)
+        seen = take(visible[:, 0]) & (index >= begin)[None]  # slots before `begin` were counted already
+        logits = (jnp.einsum("bhd,bsd->bhs", heads_first, take(keys)) * scale).astype(jnp.float32)
+        new_peak = jnp.maximum(peak, jnp.max(jnp.where(seen[:, None], logits, _LOWEST), axis=-1))
+        rescale = jnp.exp(peak - new_peak)
+        weights = jnp.where(seen[:, None], jnp.exp(logits - new_peak[..., None]), 0.0)
+        total = total * rescale + jnp.sum(weights, axis=-1)
+        acc = acc * rescale[..., None] + jnp.einsum("bhs,bsd->bhd", weights.astype(values.dtype), take(values))
+        return new_peak, total, acc
+
+    batch, heads, dim = heads_first.shape
+    start = (
+        jnp.full((batch, heads), _LOWEST, jnp.float32),
+        jnp.zeros((batch, heads), jnp.float32),
+        jnp.zeros((batch, heads, dim), jnp.float32),
+    )
+    _, total, acc = jax.lax.fori_loop(0, -(-filled // DECODE_BLOCK), block, start)
+    return (acc / total[..., None]).astype(values.dtype)[:, None]
 
 
 def _blockwise_attend(

@@ -107,3 +107,20 @@ def test_bad_head_config_is_rejected() -> None:
         LocalAttention(10, 4, 8, key=jax.random.key(0))
     with pytest.raises(ValueError, match="multiple of 4"):
         LocalAttention(12, 2, 8, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("length", [9, 40], ids=["before-the-ring-fills", "after-it-wraps"])
+def test_decoding_reads_only_filled_blocks_of_the_ring_and_matches_one_pass(length, monkeypatch) -> None:
+    from hybrid_seq.blocks import attention
+
+    monkeypatch.setattr(attention, "DECODE_BLOCK", 4)  # a 21-slot ring in 6 blocks, the last one shifted back
+    layer = make(window=20, block=32, width=16)
+    x = jax.random.normal(jax.random.key(3), (2, length, 16))
+    positions = jnp.asarray([np.arange(length), np.r_[np.arange(5), np.arange(length - 5)]], jnp.int32)
+    whole, _ = layer(x, positions)
+    step = eqx.filter_jit(layer)
+    state, outs = layer.init_state(2, length, jnp.float32), []
+    for t in range(length):
+        y, state = step(x[:, t : t + 1], positions[:, t : t + 1], state)
+        outs.append(y)
+    np.testing.assert_allclose(jnp.concatenate(outs, axis=1), whole, atol=2e-5)
