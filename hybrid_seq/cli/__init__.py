@@ -16,7 +16,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-_SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate", "train")
+_SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate", "train", "finetune")
 
 
 class UsageError(SystemExit):

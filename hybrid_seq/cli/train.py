@@ -6,6 +6,9 @@ import argparse
 import datetime
 import time
 
+import jax
+
+from hybrid_seq.cli import distributed
 from hybrid_seq.cli.args import float_in, int_at_least, kind_bindings
 from hybrid_seq.training.experiment import ExperimentConfig, run_experiment
 from hybrid_seq.training.tasks import task_names
@@ -48,11 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-every", type=int_at_least(1), default=_DEFAULTS.eval_every)
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     parser.add_argument("--out", default=None, help="output folder (default: runs/<task>-<timestamp>)")
+    distributed.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out or f"runs/{args.task}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    layout = distributed.layout(args)
+    out = distributed.shared_out(args, f"runs/{args.task}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     config = ExperimentConfig(
         task=args.task,
         patterns=tuple(p.strip() for p in args.patterns.split(",") if p.strip()),
@@ -72,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         out=out,
     )
     start = time.perf_counter()
-    run_experiment(config)
-    print(f"wrote {out}/metrics.jsonl, {out}/summary.json, {out}/accuracy.png in {time.perf_counter() - start:.0f} s")
+    if layout is not None:
+        print(f"training on a mesh of {layout.mesh.devices.size} devices: {layout.describe()}", flush=True)
+    run_experiment(config, layout=layout)
+    if jax.process_index() == 0:
+        print(f"wrote {out}/metrics.jsonl, {out}/summary.json, {out}/accuracy.png in {time.perf_counter() - start:.0f} s")
     return 0

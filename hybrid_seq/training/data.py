@@ -6,6 +6,7 @@ step index (and its own seed): resuming at step `s` then needs nothing but `s`.
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Protocol, runtime_checkable
 
@@ -72,22 +73,46 @@ def pack_documents(documents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return tokens, positions
 
 
+def read_documents(path: str | pathlib.Path) -> list[str]:
+    """The documents of a corpus file: JSONL (`.jsonl`: one JSON object per line, its `text`
+    field) or plain text (documents separated by blank lines). Empty documents are dropped."""
+    path = pathlib.Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".jsonl":
+        return [d.strip() for d in text.split("\n\n") if d.strip()]
+    docs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ValueError(f"{path}:{number}: not a JSON object") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise ValueError(f"{path}:{number}: a JSONL corpus needs an object with a string 'text' field on every line")
+        if record["text"].strip():
+            docs.append(record["text"].strip())
+    return docs
+
+
 class TextDataset:
-    """A text file tokenised, packed into rows of `seq_len` tokens.
+    """A corpus file tokenised, packed into rows of `seq_len` tokens.
 
-`tokenizer` is a `hybrid_seq.Tokenizer` (SentencePiece) or, by default,
-`hybrid_seq.sampling.ByteTokenizer` (UTF-8 bytes plus specials, vocabulary 261).
+    `tokenizer` is a `hybrid_seq.Tokenizer` (SentencePiece) or, by default,
+    `hybrid_seq.sampling.ByteTokenizer` (UTF-8 bytes plus specials, vocabulary 261).
 
-    Documents are separated by blank lines; each becomes `bos + text + eos` with positions
-    restarting at 0. The stream is cut into non-overlapping windows of `seq_len + 1`
-    tokens; each epoch visits the windows in a fresh order drawn from `(seed, epoch)`, so
-    `batch(step)` is a pure function of the step.
+    Documents come from `read_documents` (plain text split at blank lines, or the `text`
+    fields of a JSONL file); each becomes `bos + text + eos` with positions restarting at 0.
+    The stream is cut into non-overlapping windows of `seq_len + 1` tokens; each epoch
+    visits the windows in a fresh order drawn from `(seed, epoch)`, so `batch(step)` is a
+    pure function of the step.
     """
 
     def __init__(self, path: str | pathlib.Path, *, seq_len: int, batch_size: int, tokenizer=None, seed: int = 0):
         self.tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
-        text = pathlib.Path(path).read_text(encoding="utf-8")
-        docs = [d.strip() for d in text.split("\n\n") if d.strip()]
+        docs = read_documents(path)
+        if not docs:
+            raise ValueError(f"{path}: the corpus has no documents")
         encoded = [[self.tokenizer.bos_id, *self.tokenizer.encode(d), self.tokenizer.eos_id] for d in docs]
         tokens, positions = pack_documents([np.asarray(e) for e in encoded])
         window = seq_len + 1

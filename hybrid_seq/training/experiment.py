@@ -23,6 +23,7 @@ import jax
 
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import AttentionConfig, GatedMLPConfig, LocalAttentionConfig, Mamba2Config, RecurrentConfig
+from hybrid_seq.distributed.layout import Layout
 from hybrid_seq.kinds import KindConfig
 from hybrid_seq.model import Model
 from hybrid_seq.params import param_count
@@ -118,15 +119,21 @@ def run_name(pattern: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in pattern)
 
 
-def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: bool | None = None) -> dict:
+def run_experiment(
+    cfg: ExperimentConfig, *, verbose: bool = True, progress: bool | None = None, layout: Layout | None = None
+) -> dict:
     """Train every pattern; write metrics, summary and plot into `cfg.out`; return the summary.
 
     With `verbose`, prints each pattern's size, its eval lines and the final summary table,
-    and shows each pattern's tqdm step bar (`progress`, see `Trainer`).
+    and shows each pattern's tqdm step bar (`progress`, see `Trainer`). With a `layout`
+    every pattern trains on its mesh; with several processes only the first writes and prints.
     """
+    main = jax.process_index() == 0
+    verbose = verbose and main
     out = pathlib.Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
     configs = matched_configs(cfg)
     train_task = cfg.make_task(seed=cfg.seed, batch_size=cfg.batch_size)
     eval_task = cfg.make_task(seed=cfg.seed + 1_000_003, batch_size=cfg.eval_batch_size)
@@ -155,6 +162,7 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: boo
             record={"pattern": pattern},
             verbose=verbose,
             progress=progress,
+            layout=layout,
         )
         start = time.perf_counter()
         trainer.run()
@@ -164,6 +172,8 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, progress: boo
             "mlp_width": mlp_width,
             "wall_s": time.perf_counter() - start,
         }
+    if not main:
+        return {"results": results}
     curves = accuracy_curves(out / "metrics.jsonl")
     for pattern in results:
         results[pattern]["accuracy"] = curves[pattern]

@@ -10,6 +10,11 @@
 - Gradient checkpointing: `checkpoint_blocks=True` rematerialises each residual block.
 - The model and optimizer state buffers are donated to the step (`donate=True`): do not
   reuse the arguments after calling it.
+- On a mesh (`layout=`, a `hybrid_seq.distributed.Layout`): the step is traced and run
+  under `jax.set_mesh(layout.mesh)` (so sequence-parallel blocks see the ``seq`` axis),
+  the batch is placed on the layout's batch sharding, and the updated model and optimizer
+  state are kept on the layout's shardings; the model and state passed in must already be
+  placed (`layout.shard_model`, `layout.init_state`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
+from hybrid_seq.distributed.layout import Layout
 from hybrid_seq.model import Model
 from hybrid_seq.training.data import Batch
 from hybrid_seq.training.loss import LossTerms, Normaliser, loss_terms, normaliser
@@ -79,10 +85,13 @@ def summed_grads(model: Model, batch: Batch, config: StepConfig) -> tuple[Any, L
     return grads, terms
 
 
-def make_train_step(
-    optimizer: optax.GradientTransformation, config: StepConfig = StepConfig(), *, donate: bool = True
-) -> Callable[[Model, Any, Batch], tuple[Model, Any, StepMetrics]]:
-    """A jitted `step(model, opt_state, batch) -> (model, opt_state, metrics)`; `opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))`."""
+def train_step_function(
+    optimizer: optax.GradientTransformation, config: StepConfig = StepConfig(), *, layout: Layout | None = None
+) -> Callable[[Batch, Model, Any], tuple[Model, Any, StepMetrics]]:
+    """The step `make_train_step` compiles, not yet jitted: `(batch, model, opt_state) -> (model, opt_state, metrics)`.
+
+    For lowering it yourself, e.g. from abstract arrays for XLA's memory analysis.
+    """
 
     def step(batch: Batch, model: Model, opt_state: Any) -> tuple[Model, Any, StepMetrics]:
         grads, terms = summed_grads(model, batch, config)
@@ -91,6 +100,8 @@ def make_train_step(
         params = eqx.filter(model, eqx.is_inexact_array)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         model = eqx.apply_updates(model, updates)
+        if layout is not None:
+            model, opt_state = layout.constrain(model, opt_state)
         metrics = StepMetrics(
             loss=terms.nll_sum / divisor,
             grad_norm=optax.global_norm(grads),
@@ -99,17 +110,46 @@ def make_train_step(
         )
         return model, opt_state, metrics
 
+    return step
+
+
+def make_train_step(
+    optimizer: optax.GradientTransformation,
+    config: StepConfig = StepConfig(),
+    *,
+    donate: bool = True,
+    layout: Layout | None = None,
+) -> Callable[[Model, Any, Batch], tuple[Model, Any, StepMetrics]]:
+    """A jitted `step(model, opt_state, batch) -> (model, opt_state, metrics)`; `opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))`.
+
+    With a `layout`, everything runs on its mesh (see the module docstring).
+    """
+    step = train_step_function(optimizer, config, layout=layout)
     # Batch first so that "all-except-first" donates exactly the model and the optimizer state.
     compiled = eqx.filter_jit(step, donate="all-except-first" if donate else "none")
-    return lambda model, opt_state, batch: compiled(batch, model, opt_state)
+    if layout is None:
+        return lambda model, opt_state, batch: compiled(batch, model, opt_state)
+
+    def on_mesh(model: Model, opt_state: Any, batch: Batch) -> tuple[Model, Any, StepMetrics]:
+        with jax.set_mesh(layout.mesh):
+            return compiled(layout.shard_batch(batch), model, opt_state)
+
+    return on_mesh
 
 
-def make_eval_step(config: StepConfig = StepConfig()) -> Callable[[Model, Batch], LossTerms]:
-    """A jitted `eval_step(model, batch) -> LossTerms` (same compute dtype as training, no remat)."""
+def make_eval_step(config: StepConfig = StepConfig(), *, layout: Layout | None = None) -> Callable[[Model, Batch], LossTerms]:
+    """A jitted `eval_step(model, batch) -> LossTerms` (same compute dtype as training, no remat), on `layout`'s mesh if given."""
     compute_dtype = None if config.compute_dtype is None else jnp.dtype(config.compute_dtype)
 
     @eqx.filter_jit
     def eval_step(model: Model, batch: Batch) -> LossTerms:
         return loss_terms(model, batch, compute_dtype=compute_dtype)
 
-    return eval_step
+    if layout is None:
+        return eval_step
+
+    def on_mesh(model: Model, batch: Batch) -> LossTerms:
+        with jax.set_mesh(layout.mesh):
+            return eval_step(model, layout.shard_batch(batch))
+
+    return on_mesh
