@@ -11,6 +11,7 @@ _TARGETS = {
     "generate": "hybrid_seq.bench.generate",
     "train": "hybrid_seq.bench.train",
     "load": "hybrid_seq.bench.load",
+    "memory": "hybrid_seq.bench.memory",
     "mamba2": "hybrid_seq.bench.mamba2",
 }
 

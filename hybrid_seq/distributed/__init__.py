@@ -19,6 +19,9 @@ _EXPORTS = {
     "partition_specs": "rules",
     "Layout": "layout",
     "place": "layout",
+    "fetch": "layout",
+    "Checkpoints": "checkpoint",
+    "initialize": "processes",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -43,9 +43,11 @@ class SequenceSplit:
 
     @property
     def size(self) -> int:
+        """The number of time shards."""
         return self.mesh.shape[SEQ]
 
     def check_length(self, length: int, what: str) -> None:
+        """A ValueError (naming `what`) unless the shards divide `length`."""
         if length % self.size:
             raise ValueError(
                 f"{what}: sequence parallelism splits time over the {self.size} shards of mesh axis {SEQ!r}, "
@@ -98,7 +100,8 @@ def current(x: jax.Array) -> SequenceSplit | None:
 def halo(x: jax.Array, size: int, *, fill: Any = 0) -> jax.Array:
     """Inside the shard_map: the `size` entries along axis 1 that come before this shard's block, oldest first.
 
-    They come from as many previous shards as `size` spans (one `ppermute` per shard back);
+    They come from as many previous shards as `size` spans, one `ppermute` per shard back,
+    each sending only the rows needed (the last `K - 1` of a block for a convolution);
     where the sequence has none (before its start) they are `fill`.
     """
     shards = lax.axis_size(SEQ)
@@ -107,14 +110,13 @@ def halo(x: jax.Array, size: int, *, fill: Any = 0) -> jax.Array:
     index = lax.axis_index(SEQ)
     pieces = []
     for j in range(back, 0, -1):
-        moved = lax.ppermute(x, SEQ, perm=[(s, s + j) for s in range(shards - j)])
+        need = min(length, size - (j - 1) * length)
+        moved = lax.ppermute(x[:, length - need :], SEQ, perm=[(s, s + j) for s in range(shards - j)])
         pieces.append(jnp.where(index >= j, moved, jnp.asarray(fill, x.dtype)))
-    have = back * length
+    have = sum(piece.shape[1] for piece in pieces)
     if have < size:
-        pad = jnp.full((x.shape[0], size - have, *x.shape[2:]), fill, x.dtype)
-        pieces.insert(0, pad)
-    joined = jnp.concatenate(pieces, axis=1) if pieces else x[:, :0]
-    return joined[:, joined.shape[1] - size :]
+        pieces.insert(0, jnp.full((x.shape[0], size - have, *x.shape[2:]), fill, x.dtype))
+    return jnp.concatenate(pieces, axis=1) if pieces else x[:, :0]
 
 
 def previous_max(value: jax.Array, fill: Any) -> jax.Array:

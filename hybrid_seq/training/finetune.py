@@ -4,9 +4,10 @@ The checkpoint is anything `hybrid_seq.io.load` reads, loaded as fp32 master wei
 corpus is plain text (documents separated by blank lines) or JSONL (a `text` field per
 line), tokenised with the checkpoint's tokenizer (a SentencePiece file, or the byte
 tokenizer) and packed into rows with positions restarting at 0 at every document
-(`TextDataset`). Training is the papers' AdamW recipe through `Trainer`: it resumes from
-the newest checkpoint in `out` when there is one, prints one loss line per log, and ends
-by writing the fine-tuned model (our format) to `out/model`.
+(`TextDataset`). Training is the papers' AdamW recipe through `Trainer`, always on a mesh
+(one device by default) with sharded checkpoints: it resumes from the newest checkpoint in
+`out` whatever mesh wrote it, prints one loss line per log, and ends by writing the
+fine-tuned model (our format) to `out/model`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,14 @@ def checkpoint_tokenizer(checkpoint: str | pathlib.Path, tokenizer: str | None) 
 
 
 def finetune(config: FinetuneConfig, *, layout: Layout | None = None, verbose: bool = True) -> TrainState:
-    """Fine-tune as the module docstring says; returns the final train state."""
+    """Fine-tune as the module docstring says; returns the final train state.
+
+    Without a `layout` it trains on a mesh of this process's first device, so that its
+    checkpoints are the same sharded ones as on any mesh and a run can resume on another.
+    """
     from hybrid_seq import io
+
+    layout = layout if layout is not None else Layout.from_spec("data=1", devices=jax.local_devices()[:1])
 
     model = io.load(config.checkpoint, preset=config.preset, dtype="float32")
     tokenizer = checkpoint_tokenizer(config.checkpoint, config.tokenizer)
