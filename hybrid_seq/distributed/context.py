@@ -44,6 +44,7 @@ def channels(mesh: AbstractMesh, count: int) -> Entry:
 
 
 def time(mesh: AbstractMesh, length: int) -> Entry:
+    """The spec entry splitting `length` steps of time: ``seq`` where it divides them."""
     size = mesh.shape.get(SEQ, 1)
     return SEQ if size > 1 and length % size == 0 else None
 

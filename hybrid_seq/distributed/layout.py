@@ -50,6 +50,7 @@ class Layout:
 
     @property
     def sequence_axis(self) -> str | None:
+        """``seq`` if the mesh splits time, else None."""
         return SEQ if self.mesh.shape.get(SEQ, 1) > 1 else None
 
     def describe(self) -> str:
