@@ -153,7 +153,7 @@ def test_the_sampler_loop_sorts_only_for_top_p(model: hybrid_seq.Model) -> None:
 
     def lowered(**settings) -> str:
         loop_settings = loop.LoopSettings.of(SamplingOptions(8, temperature=0.7, **settings), [1])
-        return loop.decode.lower(model, carry, jnp.int32(8), loop_settings, 0).as_text()
+        return loop._decode.lower((model, loop_settings, jnp.int32(8)), carry, 0).as_text()
 
     plain, top_k, top_p = lowered(), lowered(top_k=40), lowered(top_p=0.9)
     assert "stablehlo.sort" not in plain and "chlo.top_k" not in plain
