@@ -1,4 +1,4 @@
-"""hybrid_seq: hybrid recurrent/attention sequence models (Griffin, Hawk, RecurrentGemma) in JAX + Equinox."""
+"""hybrid_seq: hybrid recurrent/attention sequence models (Griffin, RecurrentGemma, Mamba-2 and its hybrids) in JAX + Equinox."""
 
 from hybrid_seq import blocks, kinds, presets, scan  # noqa: F401  (blocks registers the built-in kinds)
 from hybrid_seq.architecture import HybridConfig
@@ -40,7 +40,7 @@ __all__ = [
 # Submodules that `import hybrid_seq` does not load: each is imported on first attribute
 # access (PEP 562), so `hybrid_seq.io.load(...)` works after a plain `import hybrid_seq`
 # while the import itself stays as fast as before (io, training & co. are not imported eagerly).
-_LAZY_SUBMODULES = ("bench", "cli", "io", "matrix_scan", "quantize", "sampling", "testing", "training")
+_LAZY_SUBMODULES = ("bench", "cli", "distributed", "io", "matrix_scan", "quantize", "sampling", "testing", "training")
 
 
 def __getattr__(name: str) -> object:

@@ -19,8 +19,8 @@ import jax
 VOCAB = "vocab"  # the token vocabulary
 EMBED = "embed"  # the model width D
 MLP = "mlp"  # an MLP's hidden width
-HEADS = "heads"  # query heads (times head_dim, where heads and head_dim share one axis)
-KV = "kv"  # key/value heads (times head_dim)
+HEADS = "heads"  # query heads, or Mamba-2 heads (times head_dim, where heads and head_dim share one axis)
+KV = "kv"  # what several heads share: key/value heads (times head_dim), Mamba-2's B/C groups (times state)
 LRU = "lru"  # the RG-LRU width L (split in whole gate blocks, so with LRU_BLOCKS)
 LRU_BLOCKS = "lru_blocks"  # the RG-LRU's gate blocks H
 

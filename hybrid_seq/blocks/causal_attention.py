@@ -78,6 +78,10 @@ class Attention(AbstractMixer):
         ("gate_proj", "bias"): (HEADS,),
     }
 
+    def axis_units(self) -> dict[str, int]:
+        """Sharding splits query and key/value heads only whole (see `hybrid_seq.distributed.rules`)."""
+        return {HEADS: self.num_heads, KV: self.num_kv_heads}
+
     @property
     def head_dim(self) -> int:
         """Width of each head."""

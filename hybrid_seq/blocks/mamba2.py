@@ -32,16 +32,13 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Float32, Int, PRNGKeyArray
 
 from hybrid_seq import matrix_scan as matrix_scan_lib
-from hybrid_seq.blocks.axes import EMBED, Axes
+from hybrid_seq.blocks.axes import EMBED, HEADS, KV, Axes
 from hybrid_seq.blocks.conv1d import Conv1D
 from hybrid_seq.blocks.hf_names import HFTensor, linear
 from hybrid_seq.blocks.linear import Linear
 from hybrid_seq.blocks.mixer import AbstractMixer, AbstractScanning
 from hybrid_seq.kinds import KindConfig, check_choice, check_int, check_number, register_kind
 
-#: Logical axes of a Mamba-2 layer: its heads (times head_dim) and its B/C groups (times state).
-MAMBA_HEADS = "mamba_heads"
-MAMBA_GROUPS = "mamba_groups"
 #: Where the gated norm sits: after the gate (Mamba-2, Nemotron-H, Granite), before it
 #: (Falcon-H1's `mamba_norm_before_gate`), or nowhere (Falcon-H1's default).
 NORMS = ("gated", "before_gate", "none")
@@ -94,23 +91,27 @@ class Mamba2(AbstractMixer, AbstractScanning):
 
     scan_registry: ClassVar[Any] = matrix_scan_lib
     param_axes: ClassVar[dict[tuple[str, ...], Axes]] = {
-        **{(name, "weight"): (EMBED, MAMBA_HEADS) for name in ("z_proj", "x_proj")},
-        **{(name, "bias"): (MAMBA_HEADS,) for name in ("z_proj", "x_proj")},
-        **{(name, "weight"): (EMBED, MAMBA_GROUPS) for name in ("b_proj", "c_proj")},
-        **{(name, "bias"): (MAMBA_GROUPS,) for name in ("b_proj", "c_proj")},
-        ("dt_proj", "weight"): (EMBED, MAMBA_HEADS),
-        ("dt_proj", "bias"): (MAMBA_HEADS,),
-        ("conv_x", "weight"): (None, MAMBA_HEADS),
-        ("conv_x", "bias"): (MAMBA_HEADS,),
-        **{(conv, leaf): (None, MAMBA_GROUPS) if leaf == "weight" else (MAMBA_GROUPS,)
+        **{(name, "weight"): (EMBED, HEADS) for name in ("z_proj", "x_proj")},
+        **{(name, "bias"): (HEADS,) for name in ("z_proj", "x_proj")},
+        **{(name, "weight"): (EMBED, KV) for name in ("b_proj", "c_proj")},
+        **{(name, "bias"): (KV,) for name in ("b_proj", "c_proj")},
+        ("dt_proj", "weight"): (EMBED, HEADS),
+        ("dt_proj", "bias"): (HEADS,),
+        ("conv_x", "weight"): (None, HEADS),
+        ("conv_x", "bias"): (HEADS,),
+        **{(conv, leaf): (None, KV) if leaf == "weight" else (KV,)
            for conv in ("conv_b", "conv_c") for leaf in ("weight", "bias")},
-        ("dt_bias",): (MAMBA_HEADS,),
-        ("A_log",): (MAMBA_HEADS,),
-        ("D",): (MAMBA_HEADS,),
-        ("norm", "scale"): (MAMBA_HEADS,),
-        ("out_proj", "weight"): (MAMBA_HEADS, EMBED),
+        ("dt_bias",): (HEADS,),
+        ("A_log",): (HEADS,),
+        ("D",): (HEADS,),
+        ("norm", "scale"): (HEADS,),
+        ("out_proj", "weight"): (HEADS, EMBED),
         ("out_proj", "bias"): (EMBED,),
     }
+
+    def axis_units(self) -> dict[str, int]:
+        """Sharding splits heads and B/C groups only whole (see `hybrid_seq.distributed.rules`)."""
+        return {HEADS: self.num_heads, KV: self.n_groups}
 
     @property
     def head_dim(self) -> int:

@@ -8,7 +8,14 @@ import `hybrid_seq.distributed.sequence` while the others import the model.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what static readers (type checkers, the API reference) see; at run time, __getattr__
+    from hybrid_seq.distributed.checkpoint import Checkpoints
+    from hybrid_seq.distributed.layout import Layout, fetch, place
+    from hybrid_seq.distributed.mesh import AXES, MeshSpec, make_mesh
+    from hybrid_seq.distributed.processes import initialize
+    from hybrid_seq.distributed.rules import DEFAULT_TABLE, Rules, partition_specs
 
 _EXPORTS = {
     "AXES": "mesh",
@@ -24,7 +31,19 @@ _EXPORTS = {
     "initialize": "processes",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AXES",
+    "Checkpoints",
+    "DEFAULT_TABLE",
+    "Layout",
+    "MeshSpec",
+    "Rules",
+    "fetch",
+    "initialize",
+    "make_mesh",
+    "partition_specs",
+    "place",
+]
 
 
 def __getattr__(name: str) -> Any:

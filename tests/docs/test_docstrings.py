@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "hybrid_seq.quantize",
     "hybrid_seq.sampling",
     "hybrid_seq.training",
+    "hybrid_seq.distributed",
     "hybrid_seq.testing",
     "hybrid_seq.testing.strategies",
     "hybrid_seq.testing.matrix_strategies",
