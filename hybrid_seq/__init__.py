@@ -40,7 +40,8 @@ __all__ = [
 # Submodules that `import hybrid_seq` does not load: each is imported on first attribute
 # access (PEP 562), so `hybrid_seq.io.load(...)` works after a plain `import hybrid_seq`
 # while the import itself stays as fast as before (io, training & co. are not imported eagerly).
-_LAZY_SUBMODULES = ("bench", "cli", "distributed", "io", "matrix_scan", "quantize", "sampling", "testing", "training")
+_LAZY_SUBMODULES = ("bench", "cli", "distributed", "io", "matrix_scan", "quantize", "sampling", "testing", "training",
+                     "xla_cpu")
 
 
 def __getattr__(name: str) -> object:

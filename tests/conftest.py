@@ -1,8 +1,9 @@
 """Test configuration: fake CPU devices, hypothesis profiles, runtime shape/dtype checks.
 
 Must run before JAX is imported anywhere: it sets 8 fake host devices so sharding
-tests run on one CPU, and installs jaxtyping + beartype on the `hybrid_seq` package so
-every annotated shape and dtype is checked at call (trace) time. It also marks the tests
+tests run on one CPU, adds the XLA:CPU flags the CLI also adds (`hybrid_seq.xla_cpu`),
+and installs jaxtyping + beartype on the `hybrid_seq` package so every annotated shape
+and dtype is checked at call (trace) time. It also marks the tests
 that need optional peers (`parity`, `hf`; see the end of this file).
 """
 
@@ -23,6 +24,10 @@ from jaxtyping import install_import_hook  # noqa: E402
 
 install_import_hook("hybrid_seq", "beartype.beartype")
 
+from hybrid_seq.xla_cpu import apply_recommended_flags  # noqa: E402  (after the hook; creates no backend)
+
+apply_recommended_flags()
+
 settings.register_profile(
     "ci",
     max_examples=12,
@@ -39,6 +44,20 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_executables():
+    """Drop JAX's compiled executables after each test module.
+
+    XLA:CPU maps a few memory regions per executable and JAX keeps every executable it
+    compiled; over the whole suite (tens of thousands of compilations) one process passes
+    Linux's default limit of 65,530 maps and the next compilation crashes (SIGSEGV/SIGABRT).
+    """
+    yield
+    import jax
+
+    jax.clear_caches()
 
 
 # --- Markers: `parity` on every test that needs DeepMind's `recurrentgemma`, `hf` on every

@@ -7,6 +7,9 @@ Errors are reported here, in one place: a bad argument (argparse, or the validat
 of `hybrid_seq.cli.args`) and a `ValueError` / `OSError` / `ImportError` from the library
 (a bad value, a missing file, a missing extra) each print one `hybrid-seq: error: ...`
 line and exit with status 2, never a traceback.
+
+Before anything runs, the command adds the XLA:CPU flags `hybrid_seq.xla_cpu` recommends for
+the installed jaxlib (the command is an application; the library itself changes no flags).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import importlib
 import sys
 from typing import NoReturn
+
+from hybrid_seq.xla_cpu import apply_recommended_flags
 
 _SUBCOMMAND_MODULES = ("info", "bench", "convert", "generate", "train", "finetune")
 
@@ -38,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `hybrid-seq` parser with every subcommand registered (its errors raise `UsageError`)."""
     parser = _Parser(
         prog="hybrid-seq",
-        description="Hybrid recurrent/attention sequence models (Griffin, Hawk, RecurrentGemma).",
+        description="Hybrid recurrent/attention sequence models (Griffin, RecurrentGemma, Mamba-2 and its hybrids).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in _SUBCOMMAND_MODULES:
@@ -48,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `hybrid-seq ARGV`; errors print one line to stderr and raise `UsageError` (exit status 2)."""
+    apply_recommended_flags()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

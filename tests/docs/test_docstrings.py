@@ -41,6 +41,7 @@ PUBLIC_MODULES = [
     "hybrid_seq.bench.timing",
     "hybrid_seq.bench.scan",
     "hybrid_seq.cli",
+    "hybrid_seq.xla_cpu",
 ]
 
 def public_names(module: types.ModuleType) -> list[str]:
