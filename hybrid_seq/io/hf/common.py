@@ -212,6 +212,19 @@ def prefixed(prefix: str, path: tuple[str | int, ...], names: Mapping[tuple[str,
     ]
 
 
+def output_maps(model: Model, final_norm: str) -> list[TensorMap]:
+    """The final norm (HF name `final_norm`) and, unless tied to the embedding, the head (`lm_head.weight`, transposed)."""
+    maps = [TensorMap(("final_norm", "scale"), (HFTensor(final_norm),))]
+    if model.head is not None:
+        maps.append(TensorMap(("head", "weight"), (HFTensor("lm_head.weight", None, "T"),)))
+    return maps
+
+
+def tied_head_optional(config: HybridConfig) -> frozenset[str]:
+    """`lm_head.weight` may be absent from a checkpoint whose embedding is tied (and is then unused)."""
+    return frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset()
+
+
 def layer_pattern(letters: Iterable[str]) -> dict[str, Any]:
     """The shortest unit whose cycle gives `letters` (one per layer), as a `HybridConfig` pattern."""
     letters = "".join(letters)

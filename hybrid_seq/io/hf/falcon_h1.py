@@ -19,7 +19,15 @@ from typing import Any
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import AttentionConfig, Mamba2Config, MLPConfig, NormConfig, ParallelConfig
 from hybrid_seq.blocks.hf_names import HFTensor, linear
-from hybrid_seq.io.hf.common import ConfigReader, TensorMap, dtype_name, json_float, prefixed
+from hybrid_seq.io.hf.common import (
+    ConfigReader,
+    TensorMap,
+    dtype_name,
+    json_float,
+    output_maps,
+    prefixed,
+    tied_head_optional,
+)
 from hybrid_seq.model import Model
 
 MODEL_TYPE = "falcon_h1"
@@ -149,13 +157,10 @@ class FalconH1Family:
                     **linear("down", "down_proj", bias=bias),
                 }),
             ]
-        maps.append(TensorMap(("final_norm", "scale"), (HFTensor("model.final_layernorm.weight"),)))
-        if model.head is not None:
-            maps.append(TensorMap(("head", "weight"), (HFTensor("lm_head.weight", None, "T"),)))
-        return maps
+        return maps + output_maps(model, "model.final_layernorm.weight")
 
     def optional_tensors(self, config: HybridConfig) -> frozenset[str]:
-        return frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset()
+        return tied_head_optional(config)
 
 
 def _mamba(config: ConfigReader, width: int, eps: float) -> Mamba2Config:

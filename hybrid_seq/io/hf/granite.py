@@ -26,7 +26,9 @@ from hybrid_seq.io.hf.common import (
     dtype_name,
     json_float,
     layer_pattern,
+    output_maps,
     prefixed,
+    tied_head_optional,
 )
 from hybrid_seq.model import Model
 
@@ -130,13 +132,10 @@ class GraniteFamily:
             maps += prefixed(prefix + mixer, ("blocks", i, "temporal"), block.temporal.hf_tensors())
             maps.append(TensorMap(("blocks", i, "channel_pre_norm", "scale"), (HFTensor(f"{prefix}post_attention_layernorm.weight"),)))
             maps += _ffn_maps(prefix, ("blocks", i, "mlp"), block.mlp)
-        maps.append(TensorMap(("final_norm", "scale"), (HFTensor("model.norm.weight"),)))
-        if model.head is not None:
-            maps.append(TensorMap(("head", "weight"), (HFTensor("lm_head.weight", None, "T"),)))
-        return maps
+        return maps + output_maps(model, "model.norm.weight")
 
     def optional_tensors(self, config: HybridConfig) -> frozenset[str]:
-        return frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset()
+        return tied_head_optional(config)
 
 
 def _layer_letters(config: ConfigReader) -> str:

@@ -15,7 +15,15 @@ from typing import Any
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import Mamba2Config, NormConfig
 from hybrid_seq.blocks.hf_names import HFTensor
-from hybrid_seq.io.hf.common import ConfigReader, TensorMap, dtype_name, json_float, prefixed
+from hybrid_seq.io.hf.common import (
+    ConfigReader,
+    TensorMap,
+    dtype_name,
+    json_float,
+    output_maps,
+    prefixed,
+    tied_head_optional,
+)
 from hybrid_seq.model import Model
 
 MODEL_TYPE = "mamba2"
@@ -93,13 +101,10 @@ class Mamba2Family:
         for i, block in enumerate(model.blocks):
             maps.append(TensorMap(("blocks", i, "temporal_pre_norm", "scale"), (HFTensor(f"backbone.layers.{i}.norm.weight"),)))
             maps += prefixed(f"backbone.layers.{i}.mixer.", ("blocks", i, "temporal"), block.temporal.hf_tensors())
-        maps.append(TensorMap(("final_norm", "scale"), (HFTensor("backbone.norm_f.weight"),)))
-        if model.head is not None:
-            maps.append(TensorMap(("head", "weight"), (HFTensor("lm_head.weight", None, "T"),)))
-        return maps
+        return maps + output_maps(model, "backbone.norm_f.weight")
 
     def optional_tensors(self, config: HybridConfig) -> frozenset[str]:
-        return frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset()
+        return tied_head_optional(config)
 
 
 def _expand(inner: int, width: int) -> int | float:

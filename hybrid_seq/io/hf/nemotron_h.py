@@ -19,7 +19,15 @@ from typing import Any
 from hybrid_seq.architecture import HybridConfig
 from hybrid_seq.blocks import AttentionConfig, Mamba2Config, MLPConfig, MoE, MoEConfig, NormConfig
 from hybrid_seq.blocks.hf_names import HFTensor, linear
-from hybrid_seq.io.hf.common import ConfigReader, Renames, TensorMap, dtype_name, layer_pattern, prefixed
+from hybrid_seq.io.hf.common import (
+    ConfigReader,
+    Renames,
+    TensorMap,
+    dtype_name,
+    layer_pattern,
+    output_maps,
+    prefixed,
+)
 from hybrid_seq.kinds import KindConfig
 from hybrid_seq.model import Model
 
@@ -130,9 +138,7 @@ class NemotronHFamily:
             else:
                 maps.append(TensorMap(("blocks", i, "channel_pre_norm", "scale"), (norm,)))
                 maps += _channel_maps(f"{prefix}mixer.", ("blocks", i, "mlp"), block.mlp)
-        maps.append(TensorMap(("final_norm", "scale"), (HFTensor("backbone.norm_f.weight"),)))
-        maps.append(TensorMap(("head", "weight"), (HFTensor("lm_head.weight", None, "T"),)))
-        return maps
+        return maps + output_maps(model, "backbone.norm_f.weight")
 
     def optional_tensors(self, config: HybridConfig) -> frozenset[str]:
         return frozenset()
