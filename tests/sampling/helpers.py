@@ -1,13 +1,16 @@
-"""Helpers for the sampling tests: a SentencePiece model trained on the spot, tiny models."""
+"""Helpers for the sampling tests: a SentencePiece model and a tokenizer.json trained on the spot, tiny models."""
 
 from __future__ import annotations
 
 import io
+import json
 import random
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import sentencepiece as spm
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import hybrid_seq
 
@@ -36,6 +39,25 @@ def train_tokenizer(path: str, vocab_size: int = 256) -> None:
     )
     with open(path, "wb") as file:
         file.write(buffer.getvalue())
+
+
+HF_SPECIAL = ["<|pad|>", "<|bos|>", "<|eos|>", "<start_of_turn>", "<end_of_turn>"]
+HF_CORPUS = ["the cat sat on the mat", "state space models mix tokens", "héllo wörld, ça va?"] * 40
+
+
+def write_hf_tokenizer(directory: Path, **tokenizer_config) -> Path:
+    """A byte-level BPE tokenizer.json of 300 ids (specials 0-4) and the side files a checkpoint has."""
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=HF_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(HF_CORPUS, trainer)
+    directory.mkdir(parents=True, exist_ok=True)
+    backend.save(str(directory / "tokenizer.json"))
+    config = {"bos_token": {"content": "<|bos|>", "special": True}, "pad_token": "<|pad|>", **tokenizer_config}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 4]}))
+    return directory
 
 
 def tiny_config(vocab_size: int, window: int = 8) -> hybrid_seq.ModelConfig:

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from hybrid_seq.sampling import ByteTokenizer, Tokenizer
+from hybrid_seq.sampling import ByteTokenizer, HFTokenizer, Tokenizer
 from hybrid_seq.sampling.detokenize import TextStream
+from tests.sampling.helpers import write_hf_tokenizer
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> HFTokenizer:
+    """Byte-level BPE: one id may hold part of a multi-byte character (é, ö, ç in its corpus)."""
+    return HFTokenizer(write_hf_tokenizer(tmp_path_factory.mktemp("hf_tokenizer")))
 
 
 class Counting:
@@ -58,9 +65,17 @@ def test_sentencepiece(tokenizer: Tokenizer, data: st.DataObject, probe: int) ->
     check(tokenizer, pieces, probe)
 
 
-@pytest.mark.parametrize("which", ["byte", "sentencepiece"])
-def test_one_token_at_a_time_is_linear(tokenizer: Tokenizer, which: str) -> None:
-    base = ByteTokenizer() if which == "byte" else tokenizer
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), probe=st.integers(0, 1000))
+def test_hf_tokenizer_json(hf_tokenizer: HFTokenizer, data: st.DataObject, probe: int) -> None:
+    """Byte-level BPE pieces, cut anywhere (inside a character's bytes too), and the special ids."""
+    pieces = data.draw(st.composite(lambda draw: chunks(draw, hf_tokenizer.vocab_size, st.integers(0, hf_tokenizer.vocab_size - 1)))())
+    check(hf_tokenizer, pieces, probe)
+
+
+@pytest.mark.parametrize("which", ["byte", "sentencepiece", "tokenizer.json"])
+def test_one_token_at_a_time_is_linear(tokenizer: Tokenizer, hf_tokenizer: HFTokenizer, which: str) -> None:
+    base = {"byte": ByteTokenizer(), "sentencepiece": tokenizer, "tokenizer.json": hf_tokenizer}[which]
     ids = np.random.default_rng(0).integers(0, base.vocab_size, 512).tolist()
     counting = Counting(base)
     stream = TextStream(counting)

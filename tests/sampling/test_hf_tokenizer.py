@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from hybrid_seq import io as hio
 from hybrid_seq.cli import main
 from hybrid_seq.sampling import HFTokenizer, Sampler
-from tests.sampling.helpers import tiny_model
-
-SPECIAL = ["<|pad|>", "<|bos|>", "<|eos|>", "<start_of_turn>", "<end_of_turn>"]
-CORPUS = ["the cat sat on the mat", "state space models mix tokens", "héllo wörld, ça va?"] * 40
-
-
-def write_tokenizer(directory: Path, **tokenizer_config) -> Path:
-    """A byte-level BPE tokenizer.json of 300 ids (specials 0-4) and the side files a checkpoint has."""
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(CORPUS, trainer)
-    directory.mkdir(parents=True, exist_ok=True)
-    backend.save(str(directory / "tokenizer.json"))
-    config = {"bos_token": {"content": "<|bos|>", "special": True}, "pad_token": "<|pad|>", **tokenizer_config}
-    (directory / "tokenizer_config.json").write_text(json.dumps(config))
-    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 4]}))
-    return directory
+from tests.sampling.helpers import tiny_model, write_hf_tokenizer
 
 
 def test_special_ids_encode_and_decode(tmp_path: Path) -> None:
-    tokenizer = HFTokenizer(write_tokenizer(tmp_path / "tok"))
+    tokenizer = HFTokenizer(write_hf_tokenizer(tmp_path / "tok"))
     assert (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.end_of_turn_id) == (0, 1, 2, 4)
     assert tokenizer.vocab_size == 300
     ids = tokenizer.encode("the cat héllo", add_bos=True)
     assert ids[0] == 1 and 1 not in ids[1:]
     assert tokenizer.decode(ids + [2]) == "the cat héllo"
     assert HFTokenizer(tmp_path / "tok" / "tokenizer.json").encode("the cat") == ids[1:3]
-    no_bos = HFTokenizer(write_tokenizer(tmp_path / "no_bos", add_bos_token=False))
+    no_bos = HFTokenizer(write_hf_tokenizer(tmp_path / "no_bos", add_bos_token=False))
     assert no_bos.encode("the cat", add_bos=True) == ids[1:3]
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         HFTokenizer(tmp_path)
@@ -49,7 +29,7 @@ def test_special_ids_encode_and_decode(tmp_path: Path) -> None:
 def test_sampling_and_generate_use_the_checkpoints_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tiny_model(300)
     path = hio.save(model, tmp_path / "model")
-    tokenizer = HFTokenizer(write_tokenizer(path))
+    tokenizer = HFTokenizer(write_hf_tokenizer(path))
     sampler = Sampler(model, tokenizer)
     out = sampler("the cat", 12, stop_token_ids=[])
     assert len(out.tokens[0]) == 12 and out.texts[0] == tokenizer.decode(out.tokens[0])
