@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 import hybrid_seq as hs
 from hybrid_seq.blocks import AttentionConfig, Mamba2Config, MLPConfig, MoEConfig
 from hybrid_seq.distributed import Layout, partition_specs
-from hybrid_seq.training import MQAR, OptimConfig, StepConfig, make_optimizer, make_train_step
+from tests.distributed.helpers import train
 
 CONFIG = hs.HybridConfig(
     vocab_size=32,
@@ -24,26 +24,6 @@ CONFIG = hs.HybridConfig(
     },
     channel=MoEConfig(num_experts=4, top_k=2, hidden_width=8, shared=MLPConfig(hidden_width=8)),
 )
-TASK = MQAR(vocab_size=32, seq_len=16, batch_size=8, num_pairs=3)
-OPTIM = OptimConfig(peak_lr=1e-3, warmup_steps=1, total_steps=10)
-
-
-def train(layout: Layout | None, steps: int = 3):
-    """Losses of `steps` steps and the final parameters (on the host)."""
-    model = hs.Model(CONFIG, key=jax.random.key(0))
-    optimizer = make_optimizer(OPTIM)
-    if layout is None:
-        opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    else:
-        model = layout.shard_model(model)
-        opt_state = layout.init_state(optimizer, model)
-    step = make_train_step(optimizer, StepConfig(), layout=layout)
-    losses = []
-    for s in range(steps):
-        model, opt_state, metrics = step(model, opt_state, TASK.batch(s))
-        losses.append(float(metrics.loss))
-    return np.array(losses), jax.device_get(model)
-
 
 def test_heads_groups_and_expert_units_split_whole() -> None:
     model = eqx.filter_eval_shape(hs.Model, CONFIG, key=jax.random.key(0))
@@ -61,12 +41,13 @@ def test_heads_groups_and_expert_units_split_whole() -> None:
 
 @pytest.fixture(scope="module")
 def one_device():
-    return train(None)
+    losses, _, (model, _) = train(CONFIG, None)
+    return losses, model
 
 
 @pytest.mark.parametrize("spec", ["data=2,fsdp=2,tensor=2", "data=2,seq=4"])
 def test_three_steps_on_a_mesh_equal_one_device(one_device, spec: str) -> None:
-    losses, model = train(Layout.from_spec(spec))
+    losses, _, (model, _) = train(CONFIG, Layout.from_spec(spec))
     want_losses, want_model = one_device
     np.testing.assert_allclose(losses, want_losses, rtol=1e-5, atol=1e-5)
     for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(eqx.filter(model, eqx.is_array)),
